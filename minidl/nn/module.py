@@ -1,0 +1,277 @@
+"""Module, Parameter and Sequential, with PyTorch's names and state_dict semantics.
+
+A module may store a parameter in another framework's layout (the conv profiles do). Two hooks
+carry that into checkpoints: ``_export_state(profile)`` gives a module's own entries in the
+layout of ``profile`` and ``_import_state(entries, profile)`` reads them back; the defaults
+below are the identity, and conv layers override them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A tensor that a Module registers as trainable (``requires_grad=True`` by default)."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    """numpy arrays, minidl Tensors, torch tensors (0-d included) -> numpy."""
+    if isinstance(value, Tensor):
+        return value.data
+    if hasattr(value, "detach") and hasattr(value, "numpy"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class Module:
+    """Base class of every layer: parameters, buffers and children are attributes."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ---- attribute registry -------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"call Module.__init__() before assigning {name!r}")
+        for registry in (self._parameters, self._modules, self._buffers):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+            return
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name: str) -> Any:
+        for registry in ("_parameters", "_modules", "_buffers"):
+            values = self.__dict__.get(registry, {})
+            if name in values:
+                return values[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        for registry in (self._parameters, self._modules, self._buffers):
+            if name in registry:
+                del registry[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param``; ``None`` records an absent parameter (``bias=False``)."""
+        if param is None:
+            self._parameters.pop(name, None)
+            object.__setattr__(self, name, None)
+        else:
+            self.__setattr__(name, param)
+
+    def register_buffer(self, name: str, value: Tensor | np.ndarray | None) -> None:
+        """A non-trainable tensor saved in the state_dict (BatchNorm's running statistics)."""
+        self.__dict__.pop(name, None)
+        self._buffers[name] = None if value is None else Tensor(value)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        self._modules[name] = module
+
+    # ---- traversal ------------------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        return (m for _, m in self.named_modules())
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        return ((n, m) for n, m in self._modules.items() if m is not None)
+
+    def children(self) -> Iterator[Module]:
+        return (m for _, m in self.named_children())
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True):
+        seen: set[int] = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, param in module._parameters.items():
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    yield (f"{module_prefix}.{name}" if module_prefix else name), param
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    def named_buffers(self, prefix: str = ""):
+        for module_prefix, module in self.named_modules(prefix):
+            for name, buf in module._buffers.items():
+                if buf is not None:
+                    yield (f"{module_prefix}.{name}" if module_prefix else name), buf
+
+    def buffers(self) -> Iterator[Tensor]:
+        return (b for _, b in self.named_buffers())
+
+    def apply(self, fn) -> Module:
+        for module in self.modules():
+            fn(module)
+        return self
+
+    # ---- modes and gradients ----------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def to(self, dtype: Any) -> Module:
+        """Cast every parameter and floating buffer to ``dtype`` (float64 for gradient checks)."""
+        dtype = np.dtype(dtype)
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+        for module in self.modules():
+            for name, buf in module._buffers.items():
+                if buf is not None and buf.dtype.kind == "f":
+                    module._buffers[name] = Tensor(buf.data.astype(dtype))
+        return self
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        return self.to(np.float32)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def _export_state(self, profile: str | None) -> dict[str, np.ndarray]:
+        """This module's own parameters and buffers, in the layout of ``profile``."""
+        entries = {n: p.data.copy() for n, p in self._parameters.items()}
+        entries.update({n: b.data.copy() for n, b in self._buffers.items() if b is not None})
+        return entries
+
+    def _import_state(self, entries: dict[str, np.ndarray], profile: str | None) -> None:
+        """Assign this module's own entries, given in the layout of ``profile``."""
+        for name, value in entries.items():
+            target = self._parameters.get(name)
+            if target is None:
+                target = self._buffers[name]
+            target.data = np.array(value, dtype=target.dtype)
+
+    def state_dict(self, profile: str | None = None) -> OrderedDict[str, np.ndarray]:
+        """Names -> numpy arrays (copies). ``profile`` exports in that framework's layout."""
+        state: OrderedDict[str, np.ndarray] = OrderedDict()
+        for prefix, module in self.named_modules():
+            for name, value in module._export_state(profile).items():
+                state[f"{prefix}.{name}" if prefix else name] = value
+        return state
+
+    def load_state_dict(
+        self, state_dict: dict[str, Any], strict: bool = True, profile: str | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Load numpy arrays, minidl Tensors or torch tensors, given in the layout of
+        ``profile`` (default: this model's own). Returns ``(missing, unexpected)`` keys."""
+        expected = self.state_dict(profile)
+        given = {key: _to_numpy(value) for key, value in state_dict.items()}
+        missing = [k for k in expected if k not in given]
+        unexpected = [k for k in given if k not in expected]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
+            )
+        for key in expected:
+            if key in given and given[key].shape != expected[key].shape:
+                raise ValueError(
+                    f"load_state_dict: {key!r} has shape {given[key].shape} in the checkpoint "
+                    f"but {expected[key].shape} in the model"
+                    + (f" (layout of profile {profile!r})" if profile else "")
+                )
+        for prefix, module in self.named_modules():
+            own = module._export_state(profile)
+            entries = {}
+            for name in own:
+                key = f"{prefix}.{name}" if prefix else name
+                entries[name] = given[key] if key in given else own[name]
+            if entries:
+                module._import_state(entries, profile)
+        return missing, unexpected
+
+    # ---- printing ---------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        children = [
+            f"  ({name}): " + repr(child).replace("\n", "\n  ")
+            for name, child in self.named_children()
+        ]
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        extra = [f"  {self.extra_repr()}"] if self.extra_repr() else []
+        return f"{type(self).__name__}(\n" + "\n".join(extra + children) + "\n)"
+
+
+class Sequential(Module):
+    """Chain modules: ``Sequential(a, b, c)(x) == c(b(a(x)))``; also from an OrderedDict."""
+
+    def __init__(self, *modules: Module | OrderedDict) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                self.add_module(name, module)
+        else:
+            for index, module in enumerate(modules):
+                self.add_module(str(index), module)
+
+    def forward(self, x: Any) -> Any:
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> Sequential:
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+__all__ = ["Module", "Parameter", "Sequential"]

@@ -1,0 +1,693 @@
+"""Tensor: a numpy array with reverse-mode autograd.
+
+Every differentiable op builds its output with :func:`_result` and defines, right beside the
+forward, a ``backward(g)`` closure that maps the output gradient to one gradient per parent
+(``None`` where a parent needs none). :meth:`Tensor.backward` walks the graph in an iterative
+topological order (deep graphs cannot overflow the stack), accumulates into leaf ``.grad`` and
+frees each node as it goes, so the saved arrays are released after every backward.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _state
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+int64 = np.dtype(np.int64)
+
+Backward = Callable[[np.ndarray], Sequence[np.ndarray | None]]
+MaxResult = namedtuple("MaxResult", ["values", "indices"])
+
+
+class no_grad:
+    """Context manager (and decorator) that records no graph: ops inside need no gradient."""
+
+    def __enter__(self) -> None:
+        self._previous = _state.grad_enabled
+        _state.grad_enabled = False
+
+    def __exit__(self, *exc: object) -> None:
+        _state.grad_enabled = self._previous
+
+    def __call__(self, fn: Callable) -> Callable:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+        return wrapper
+
+
+def is_grad_enabled() -> bool:
+    return _state.grad_enabled
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """PyTorch's dtype rules: Python floats become float32, numpy floating arrays keep their
+    dtype (float64 stays float64, half precision becomes float32), integers and bools stay."""
+    if isinstance(data, Tensor):
+        data = data.data
+    elif hasattr(data, "detach") and hasattr(data, "numpy"):  # a torch tensor
+        data = data.detach().cpu().numpy()
+    if dtype is not None:
+        return np.array(data, dtype=np.dtype(dtype))
+    array = np.array(data)
+    if array.dtype == np.float64 and not _is_float64_source(data):
+        return array.astype(np.float32)
+    if array.dtype == np.float16:
+        return array.astype(np.float32)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    if array.dtype.kind not in "fb":
+        raise TypeError(f"cannot make a tensor from data of dtype {array.dtype}")
+    return array
+
+
+def _is_float64_source(data: Any) -> bool:
+    return isinstance(data, (np.ndarray, np.floating)) and data.dtype == np.float64
+
+
+def _result(data: np.ndarray, parents: tuple[Tensor, ...], backward: Backward) -> Tensor:
+    """The output of an op; records the graph only when a parent needs a gradient."""
+    out = Tensor.__new__(Tensor)
+    out.data = data
+    out.grad = None
+    out._backward = None
+    out._parents = ()
+    out.requires_grad = False
+    if _state.grad_enabled:
+        for parent in parents:
+            if parent.requires_grad:
+                out.requires_grad = True
+                out._parents = parents
+                out._backward = backward
+                break
+    return out
+
+
+def _freed(_: np.ndarray) -> Sequence[None]:
+    raise RuntimeError(
+        "Trying to backward through the graph a second time: the graph is freed after "
+        "backward(); compute the output again"
+    )
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _normalize_dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    for d in dims:
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(f"dimension {d} out of range for a tensor of {ndim} dims")
+    return tuple(sorted(d % max(ndim, 1) for d in dims))
+
+
+def _expand_reduced(grad: np.ndarray, dims: tuple[int, ...], keepdim: bool, shape) -> np.ndarray:
+    if not keepdim and shape:
+        grad = np.expand_dims(grad, dims)
+    return np.broadcast_to(grad, shape)
+
+
+class Tensor:
+    """An n-dimensional array with autograd. Create one with :func:`minidl.tensor`."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "__weakref__")
+    __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        self.data = _as_array(data, dtype)
+        self.grad: Tensor | None = None
+        self._parents: tuple[Tensor, ...] = ()
+        self._backward: Backward | None = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ---- basic properties -------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._backward is None
+
+    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if dtype is not None and np.dtype(dtype) != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
+
+    def item(self) -> float | int | bool:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extra = ""
+        if self.data.dtype not in (float32, int64, np.dtype(bool)):
+            extra += f", dtype={self.data.dtype}"
+        if self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    __hash__ = object.__hash__
+
+    # ---- autograd ---------------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only floating point tensors can require gradients, got dtype {self.dtype}"
+            )
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad_() can only be changed on leaf tensors")
+        self.requires_grad = requires_grad
+        return self
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's data, cut from the graph."""
+        return _result(self.data, (), _freed)
+
+    def backward(self, grad: Any = None) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``, then free the graph."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs, got shape {self.shape}"
+                )
+            seed = np.ones_like(self.data)
+        else:
+            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, self.dtype)
+            if seed.shape != self.shape:
+                raise ValueError(f"grad has shape {seed.shape}, the tensor has shape {self.shape}")
+        grads: dict[int, np.ndarray] = {id(self): seed}
+        for node in reversed(self._topological_order()):
+            grad_out = grads.pop(id(node), None)
+            if grad_out is None:
+                continue
+            if node._backward is None:
+                node._accumulate(grad_out)
+                continue
+            parent_grads = node._backward(grad_out)
+            for parent, g in zip(node._parents, parent_grads, strict=True):
+                if g is None or not parent.requires_grad:
+                    continue
+                key = id(parent)
+                grads[key] = grads[key] + g if key in grads else g
+            node._parents, node._backward = (), _freed
+
+    def _topological_order(self) -> list[Tensor]:
+        """Nodes reachable from self, parents before children (iterative DFS post-order)."""
+        order: list[Tensor] = []
+        seen = {id(self)}
+        stack: list[tuple[Tensor, int]] = [(self, 0)]
+        while stack:
+            node, next_parent = stack.pop()
+            if next_parent < len(node._parents):
+                stack.append((node, next_parent + 1))
+                parent = node._parents[next_parent]
+                if parent.requires_grad and id(parent) not in seen:
+                    seen.add(id(parent))
+                    stack.append((parent, 0))
+            else:
+                order.append(node)
+        return order
+
+    def _accumulate(self, g: np.ndarray) -> None:
+        g = np.asarray(g, dtype=self.data.dtype)
+        if g.shape != self.data.shape:
+            g = np.broadcast_to(g, self.data.shape)
+        if self.grad is None:
+            self.grad = Tensor(np.array(g, copy=True))
+        else:
+            self.grad = Tensor(self.grad.data + g)
+
+    # ---- arithmetic ---------------------------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        other = _wrap(other, self)
+        a_shape, b_shape = self.shape, other.shape
+        return _result(
+            self.data + other.data,
+            (self, other),
+            lambda g: (_unbroadcast(g, a_shape), _unbroadcast(g, b_shape)),
+        )
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _wrap(other, self) + self
+
+    def __sub__(self, other: Any) -> Tensor:
+        other = _wrap(other, self)
+        a_shape, b_shape = self.shape, other.shape
+        return _result(
+            self.data - other.data,
+            (self, other),
+            lambda g: (_unbroadcast(g, a_shape), _unbroadcast(-g, b_shape)),
+        )
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _wrap(other, self) - self
+
+    def __mul__(self, other: Any) -> Tensor:
+        other = _wrap(other, self)
+        a, b = self.data, other.data
+
+        def backward(g):
+            return (
+                _unbroadcast(g * b, a.shape) if self.requires_grad else None,
+                _unbroadcast(g * a, b.shape) if other.requires_grad else None,
+            )
+
+        return _result(a * b, (self, other), backward)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _wrap(other, self) * self
+
+    def __truediv__(self, other: Any) -> Tensor:
+        other = _wrap(other, self)
+        a, b = self.data, other.data
+
+        def backward(g):
+            return (
+                _unbroadcast(g / b, a.shape) if self.requires_grad else None,
+                _unbroadcast(-g * a / (b * b), b.shape) if other.requires_grad else None,
+            )
+
+        return _result(a / b, (self, other), backward)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _wrap(other, self) / self
+
+    def __neg__(self) -> Tensor:
+        return _result(-self.data, (self,), lambda g: (-g,))
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, Tensor):
+            return exp(log(self) * exponent)
+        a = self.data
+        out = a**exponent
+        return _result(out, (self,), lambda g: (g * exponent * a ** (exponent - 1),))
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return _wrap(base, self) ** self if not isinstance(base, (int, float)) else exp(
+            self * float(np.log(base))
+        )
+
+    def __matmul__(self, other: Any) -> Tensor:
+        other = _wrap(other, self)
+        return matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return matmul(_wrap(other, self), self)
+
+    def __abs__(self) -> Tensor:
+        return self.abs()
+
+    # ---- comparisons (no gradient) ----------------------------------------------------
+    def _compare(self, other: Any, op: Callable) -> Tensor:
+        return Tensor(op(self.data, other.data if isinstance(other, Tensor) else other))
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.not_equal)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater_equal)
+
+    # ---- shape ------------------------------------------------------------------------
+    def reshape(self, *shape: Any) -> Tensor:
+        shape = _shape_args(shape)
+        old = self.shape
+        return _result(self.data.reshape(shape), (self,), lambda g: (g.reshape(old),))
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
+        return self.reshape(shape)
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        dim = dim % (self.ndim + 1)
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim: int | None = None) -> Tensor:
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        dim = dim % max(self.ndim, 1)
+        if self.ndim == 0 or self.shape[dim] != 1:
+            return self
+        return self.reshape(self.shape[:dim] + self.shape[dim + 1 :])
+
+    def permute(self, *dims: Any) -> Tensor:
+        dims = tuple(d % self.ndim for d in _shape_args(dims))
+        inverse = tuple(np.argsort(dims))
+        return _result(self.data.transpose(dims), (self,), lambda g: (g.transpose(inverse),))
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        dims = list(range(self.ndim))
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        return self.permute(dims)
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    def contiguous(self) -> Tensor:
+        return self
+
+    def expand(self, *shape: Any) -> Tensor:
+        shape = tuple(
+            old if new == -1 else new
+            for old, new in zip(
+                (1,) * (len(_shape_args(shape)) - self.ndim) + self.shape,
+                _shape_args(shape),
+                strict=True,
+            )
+        )
+        old = self.shape
+        return _result(
+            np.broadcast_to(self.data, shape), (self,), lambda g: (_unbroadcast(g, old),)
+        )
+
+    def __getitem__(self, index: Any) -> Tensor:
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        shape, dtype = self.shape, self.dtype
+
+        def backward(g):
+            full = np.zeros(shape, dtype)
+            if _is_basic_index(index):
+                full[index] += g
+            else:
+                np.add.at(full, index, g)
+            return (full,)
+
+        return _result(self.data[index], (self,), backward)
+
+    # ---- reductions -------------------------------------------------------------------
+    def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+        dims = _normalize_dims(dim, self.ndim)
+        shape = self.shape
+        return _result(
+            self.data.sum(axis=dims, keepdims=keepdim),
+            (self,),
+            lambda g: (_expand_reduced(g, dims, keepdim, shape),),
+        )
+
+    def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+        dims = _normalize_dims(dim, self.ndim)
+        count = int(np.prod([self.shape[d] for d in dims])) if self.ndim else 1
+        shape = self.shape
+        return _result(
+            self.data.mean(axis=dims, keepdims=keepdim),
+            (self,),
+            lambda g: (_expand_reduced(g / count, dims, keepdim, shape),),
+        )
+
+    def var(self, dim=None, keepdim: bool = False, correction: int = 1) -> Tensor:
+        dims = _normalize_dims(dim, self.ndim)
+        count = int(np.prod([self.shape[d] for d in dims])) if self.ndim else 1
+        centered = self - self.mean(dims, keepdim=True)
+        return (centered * centered).sum(dims, keepdim=keepdim) / max(count - correction, 0)
+
+    def max(self, dim: int | None = None, keepdim: bool = False) -> Tensor | MaxResult:
+        """``max()`` returns the largest value (its gradient split evenly among ties, as
+        PyTorch does); ``max(dim)`` returns ``(values, indices)`` with the gradient going to
+        the returned index."""
+        return self._extreme(dim, keepdim, np.argmax)
+
+    def min(self, dim: int | None = None, keepdim: bool = False) -> Tensor | MaxResult:
+        return self._extreme(dim, keepdim, np.argmin)
+
+    def _extreme(self, dim, keepdim, arg_fn) -> Tensor | MaxResult:
+        a = self.data
+        if dim is None:
+            value = a.max() if arg_fn is np.argmax else a.min()
+
+            def backward_all(g):
+                ties = a == value
+                return (ties * (g / ties.sum()),)
+
+            return _result(np.asarray(value), (self,), backward_all)
+        dim = dim % a.ndim
+        kept_indices = np.expand_dims(arg_fn(a, axis=dim), dim)
+        values = np.take_along_axis(a, kept_indices, axis=dim)
+
+        def backward(g):
+            full = np.zeros_like(a)
+            g = g if keepdim else np.expand_dims(g, dim)
+            np.put_along_axis(full, kept_indices, g, axis=dim)
+            return (full,)
+
+        indices = kept_indices
+        if not keepdim:
+            values, indices = values.squeeze(dim), indices.squeeze(dim)
+        return MaxResult(_result(values, (self,), backward), Tensor(indices))
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        if dim is None:
+            return Tensor(np.asarray(self.data.argmax()))
+        return Tensor(self.data.argmax(axis=dim, keepdims=keepdim))
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        if dim is None:
+            return Tensor(np.asarray(self.data.argmin()))
+        return Tensor(self.data.argmin(axis=dim, keepdims=keepdim))
+
+    # ---- elementwise ------------------------------------------------------------------
+    def exp(self) -> Tensor:
+        out = np.exp(self.data)
+        return _result(out, (self,), lambda g: (g * out,))
+
+    def log(self) -> Tensor:
+        a = self.data
+        return _result(np.log(a), (self,), lambda g: (g / a,))
+
+    def sqrt(self) -> Tensor:
+        out = np.sqrt(self.data)
+        return _result(out, (self,), lambda g: (g / (2 * out),))
+
+    def abs(self) -> Tensor:
+        a = self.data
+        return _result(np.abs(a), (self,), lambda g: (g * np.sign(a),))
+
+    def tanh(self) -> Tensor:
+        out = np.tanh(self.data)
+        return _result(out, (self,), lambda g: (g * (1 - out * out),))
+
+    def sigmoid(self) -> Tensor:
+        out = _sigmoid(self.data)
+        return _result(out, (self,), lambda g: (g * out * (1 - out),))
+
+    def relu(self) -> Tensor:
+        a = self.data
+        return _result(np.maximum(a, 0), (self,), lambda g: (g * (a > 0),))
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        a = self.data
+        inside = np.ones(a.shape, bool)
+        if min is not None:
+            inside &= a >= min
+        if max is not None:
+            inside &= a <= max
+        return _result(np.clip(a, min, max), (self,), lambda g: (g * inside,))
+
+    def softmax(self, dim: int) -> Tensor:
+        out = _softmax(self.data, dim)
+
+        def backward(g):
+            return (out * (g - (g * out).sum(axis=dim, keepdims=True)),)
+
+        return _result(out, (self,), backward)
+
+    def log_softmax(self, dim: int) -> Tensor:
+        a = self.data
+        shifted = a - a.max(axis=dim, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+
+        def backward(g):
+            return (g - np.exp(out) * g.sum(axis=dim, keepdims=True),)
+
+        return _result(out, (self,), backward)
+
+    # ---- dtype ------------------------------------------------------------------------
+    def to(self, dtype: Any) -> Tensor:
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        old = self.dtype
+        return _result(self.data.astype(dtype), (self,), lambda g: (g.astype(old),))
+
+    def float(self) -> Tensor:
+        return self.to(float32)
+
+    def double(self) -> Tensor:
+        return self.to(float64)
+
+    def long(self) -> Tensor:
+        return Tensor(self.data.astype(np.int64))
+
+
+# ---- helpers and free functions ---------------------------------------------------------
+def _wrap(value: Any, like: Tensor) -> Tensor:
+    """Make ``value`` a Tensor; Python and numpy scalars take ``like``'s dtype (as in torch)."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (int, float, bool, np.number)):
+        dtype = like.dtype if like.dtype.kind == "f" else None
+        return Tensor(np.asarray(value, dtype=dtype))
+    return Tensor(value)
+
+
+def _shape_args(args: tuple) -> tuple[int, ...]:
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+def _is_basic_index(index: Any) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    # exp of a negative number only, so large |a| cannot overflow
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softmax(a: np.ndarray, dim: int) -> np.ndarray:
+    e = np.exp(a - a.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """Create a tensor: float32 by default for Python floats, float64 kept when given."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    x, y = a.data, b.data
+
+    def backward(g):
+        x2 = x[None, :] if x.ndim == 1 else x  # treat vectors as 1-row / 1-column matrices
+        y2 = y[:, None] if y.ndim == 1 else y
+        g2 = np.reshape(g, np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
+                        + (x2.shape[-2], y2.shape[-1]))
+        ga = gb = None
+        if a.requires_grad:
+            ga = _unbroadcast(g2 @ np.swapaxes(y2, -1, -2), x2.shape).reshape(x.shape)
+        if b.requires_grad:
+            gb = _unbroadcast(np.swapaxes(x2, -1, -2) @ g2, y2.shape).reshape(y.shape)
+        return ga, gb
+
+    return _result(x @ y, (a, b), backward)
+
+
+def exp(x: Tensor) -> Tensor:
+    return x.exp()
+
+
+def log(x: Tensor) -> Tensor:
+    return x.log()
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    tensors = tuple(tensors)
+    dim = dim % tensors[0].ndim
+    bounds = np.cumsum([t.shape[dim] for t in tensors])[:-1]
+    return _result(
+        np.concatenate([t.data for t in tensors], axis=dim),
+        tensors,
+        lambda g: tuple(np.split(g, bounds, axis=dim)),
+    )
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    tensors = tuple(tensors)
+    dim = dim % (tensors[0].ndim + 1)
+    return _result(
+        np.stack([t.data for t in tensors], axis=dim),
+        tensors,
+        lambda g: tuple(np.moveaxis(g, dim, 0)),
+    )
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    b = _wrap(b, a)
+    a_shape, b_shape = a.shape, b.shape
+    return _result(
+        np.where(cond, a.data, b.data),
+        (a, b),
+        lambda g: (_unbroadcast(np.where(cond, g, 0), a_shape),
+                   _unbroadcast(np.where(cond, 0, g), b_shape)),
+    )

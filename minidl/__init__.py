@@ -1,7 +1,11 @@
 """minidl: a small deep-learning framework whose convolutions run in Cython."""
 
-from . import nn
+from . import data, nn, optim, profiles
+from .profiles import *  # noqa: F403  (set_profile, use_profile, ...)
+from .profiles import __all__ as _profiles_all
 from .random import manual_seed
+from .serialization import *  # noqa: F403  (save, load)
+from .serialization import __all__ as _serialization_all
 from .tensor import (
     Tensor,
     cat,
@@ -21,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor",
     "cat",
+    "data",
     "float32",
     "float64",
     "int64",
@@ -29,7 +34,11 @@ __all__ = [
     "matmul",
     "nn",
     "no_grad",
+    "optim",
+    "profiles",
     "stack",
     "tensor",
     "where",
+    *_profiles_all,
+    *_serialization_all,
 ]

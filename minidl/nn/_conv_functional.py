@@ -121,10 +121,21 @@ def _conv_padding(
             f"{op}: padding must be an int, a tuple of {nd} ints, 'same' or 'valid', "
             f"got {padding!r}"
         )
-    pad = _tuple(padding, nd, "padding", op)
-    if any(p < 0 for p in pad):
-        raise ValueError(f"{op}: padding must be >= 0 in every dim, got {pad}")
-    return pad, pad
+    if _is_pairs(padding, nd):  # minidl's own form for asymmetric padding (the profiles use it)
+        before, after = tuple(int(p[0]) for p in padding), tuple(int(p[1]) for p in padding)
+    else:
+        before = after = _tuple(padding, nd, "padding", op)
+    if any(p < 0 for p in before + after):
+        raise ValueError(f"{op}: padding must be >= 0 in every dim, got {padding}")
+    return before, after
+
+
+def _is_pairs(padding: Any, nd: int) -> bool:
+    return (
+        isinstance(padding, (tuple, list))
+        and len(padding) == nd
+        and all(isinstance(p, (tuple, list)) and len(p) == 2 for p in padding)
+    )
 
 
 def _check_fits(op: str, size: tuple, before: tuple, after: tuple, kernel: tuple, dilation: tuple):
@@ -215,7 +226,11 @@ def _convnd(nd, input, weight, bias, stride, padding, dilation, groups) -> Tenso
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
-    """1-D convolution, as ``torch.nn.functional.conv1d``."""
+    """1-D convolution, as ``torch.nn.functional.conv1d``.
+
+    ``padding`` is an int, a tuple, ``'same'`` or ``'valid'`` as in PyTorch; minidl also takes
+    one ``(before, after)`` pair per spatial dim for asymmetric zero padding (as in all conv*d).
+    """
     return _convnd(1, input, weight, bias, stride, padding, dilation, groups)
 
 

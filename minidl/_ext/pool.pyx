@@ -1,0 +1,465 @@
+# cython: language_level=3
+"""Max and average pooling kernels with PyTorch semantics.
+
+Every routine works on the 3-D form: ``x`` is ``(N, C, D, H, W)`` and the spatial arguments are
+tuples of three ints, so 1-D pooling is ``(1, 1, W)`` and 2-D pooling is ``(1, H, W)``.  The
+``N * C`` planes are independent and are processed in parallel with OpenMP.
+
+Conventions follow ``torch.nn.functional.max_pool{1,2,3}d`` / ``avg_pool{1,2,3}d``:
+
+* output size: ``floor_or_ceil((in + 2p - d(k-1) - 1) / s) + 1``; in ceil mode the last window
+  must start inside the input or the left padding;
+* max pooling pads with -inf, a NaN in the window makes the output NaN (the index is that of the
+  last NaN), and ``indices`` are flat offsets into the ``D * H * W`` input volume;
+* a max-pool window that covers only padding (possible with dilation) yields -inf with index -1,
+  and ``max_pool_backward`` skips -1 (torch emits an out-of-range index there);
+* average pooling divides by ``divisor_override`` if given, else by the window size clipped to
+  the padded input (``count_include_pad``) or to the input itself.
+"""
+
+import operator
+
+import numpy as np
+
+cimport cython
+cimport openmp
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+
+
+cdef int _num_threads = max(1, openmp.omp_get_max_threads())
+
+
+def set_num_threads(n):
+    """Set the number of OpenMP threads used by the pooling kernels."""
+    global _num_threads
+    n = operator.index(n)
+    if n < 1:
+        raise ValueError(f"number of threads must be >= 1, got {n}")
+    _num_threads = n
+
+
+def get_num_threads():
+    """Number of OpenMP threads used by the pooling kernels."""
+    return _num_threads
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and geometry (Python level, before any nogil code runs)
+# --------------------------------------------------------------------------------------------
+
+cdef struct Geometry:
+    Py_ssize_t in_d, in_h, in_w
+    Py_ssize_t out_d, out_h, out_w
+    Py_ssize_t k_d, k_h, k_w
+    Py_ssize_t s_d, s_h, s_w
+    Py_ssize_t p_d, p_h, p_w
+    Py_ssize_t dil_d, dil_h, dil_w
+
+
+def pool_output_size(in_size, k, s, p, d, ceil_mode):
+    """Output length of one pooled dimension, exactly as PyTorch computes it.
+
+    May return a value < 1 (the callers reject it); raises ValueError if k, s or d < 1.
+    """
+    in_size, k, s, p, d = (operator.index(v) for v in (in_size, k, s, p, d))
+    if k < 1 or s < 1 or d < 1:
+        raise ValueError(
+            f"kernel size, stride and dilation must be >= 1, got kernel_size={k}, "
+            f"stride={s}, dilation={d}"
+        )
+    numerator = in_size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+    out = numerator // s + 1  # Python ints: floor division, like torch's div_rtn
+    if ceil_mode and (out - 1) * s >= in_size + p:
+        out -= 1  # the last window would start in the right padding
+    return out
+
+
+def _triple(value, name):
+    try:
+        result = tuple(operator.index(v) for v in value)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of 3 ints, got {value!r}") from None
+    if len(result) != 3:
+        raise ValueError(f"{name} must have 3 entries (D, H, W), got {value!r}")
+    return result
+
+
+def _check_float_array(a, name, ndim=5):
+    a = np.asarray(a)
+    if a.dtype != np.float32 and a.dtype != np.float64:
+        raise TypeError(f"{name} must be float32 or float64, got dtype {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must have rank {ndim} (N, C, D, H, W), got shape {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+def _check_input_size(input_size, dy_shape):
+    """Spatial (D, H, W) size of the forward input; (N, C, D, H, W) is accepted too."""
+    size = tuple(operator.index(v) for v in input_size)
+    if len(size) == 5:
+        if size[:2] != tuple(dy_shape[:2]):
+            raise ValueError(
+                f"input_size {size} does not match the batch/channel dims of dy {dy_shape}"
+            )
+        size = size[2:]
+    if len(size) != 3:
+        raise ValueError(f"input_size must be (D, H, W), got {input_size!r}")
+    if min(size) < 1:
+        raise ValueError(f"input_size must be positive, got {size}")
+    return size
+
+
+def _geometry(in_size, kernel_size, stride, padding, dilation, ceil_mode):
+    """Validate the pooling parameters and return (output size, Geometry as a dict)."""
+    k = _triple(kernel_size, "kernel_size")
+    s = k if stride is None else _triple(stride, "stride")
+    p = _triple(padding, "padding")
+    d = _triple(dilation, "dilation")
+    if min(k) < 1:
+        raise ValueError(f"kernel_size must be >= 1, got {k}")
+    if min(s) < 1:
+        raise ValueError(f"stride must be >= 1, got {s}")
+    if min(d) < 1:
+        raise ValueError(f"dilation must be >= 1, got {d}")
+    if min(p) < 0:
+        raise ValueError(f"padding must be >= 0, got {p}")
+    if any(pi > ki // 2 for pi, ki in zip(p, k)):
+        raise ValueError(
+            f"pad should be at most half of effective kernel size, but got padding={p}, "
+            f"kernel_size={k} and dilation={d} (need padding <= kernel_size // 2)"
+        )
+    if min(in_size) < 1:
+        raise ValueError(f"input spatial size must be positive, got {tuple(in_size)}")
+    out = tuple(
+        pool_output_size(i, ki, si, pi, di, ceil_mode)
+        for i, ki, si, pi, di in zip(in_size, k, s, p, d)
+    )
+    if min(out) < 1:
+        raise ValueError(
+            f"Given input size {tuple(in_size)}, calculated output size {out} is too small "
+            f"(kernel_size={k}, stride={s}, padding={p}, dilation={d})"
+        )
+    geom = {
+        "in_d": in_size[0], "in_h": in_size[1], "in_w": in_size[2],
+        "out_d": out[0], "out_h": out[1], "out_w": out[2],
+        "k_d": k[0], "k_h": k[1], "k_w": k[2],
+        "s_d": s[0], "s_h": s[1], "s_w": s[2],
+        "p_d": p[0], "p_h": p[1], "p_w": p[2],
+        "dil_d": d[0], "dil_h": d[1], "dil_w": d[2],
+    }
+    return out, geom
+
+
+def _check_divisor(divisor_override):
+    if divisor_override is None:
+        return 0
+    divisor = operator.index(divisor_override)
+    if divisor == 0:
+        raise ValueError("divisor_override must be non-zero")
+    return divisor
+
+
+# --------------------------------------------------------------------------------------------
+# Per-plane kernels (nogil). Pointers address one contiguous D*H*W (input) or out volume.
+# --------------------------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _first_valid(Py_ssize_t start, Py_ssize_t dilation) noexcept nogil:
+    """First tap start + j*dilation (j >= 0) that is >= 0."""
+    while start < 0:
+        start += dilation
+    return start
+
+
+cdef void _max_forward_plane(
+    const floating* x, floating* y, int64_t* ind, const Geometry* g
+) noexcept nogil:
+    cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, zd, zh, zw, row, best, o = 0
+    cdef floating val, maxval
+    for od in range(g.out_d):
+        d0 = od * g.s_d - g.p_d
+        d1 = min(d0 + (g.k_d - 1) * g.dil_d + 1, g.in_d)
+        d0 = _first_valid(d0, g.dil_d)
+        for oh in range(g.out_h):
+            h0 = oh * g.s_h - g.p_h
+            h1 = min(h0 + (g.k_h - 1) * g.dil_h + 1, g.in_h)
+            h0 = _first_valid(h0, g.dil_h)
+            for ow in range(g.out_w):
+                w0 = ow * g.s_w - g.p_w
+                w1 = min(w0 + (g.k_w - 1) * g.dil_w + 1, g.in_w)
+                w0 = _first_valid(w0, g.dil_w)
+                maxval = -INFINITY
+                best = -1  # window made of padding only
+                if d0 < d1 and h0 < h1 and w0 < w1:
+                    best = (d0 * g.in_h + h0) * g.in_w + w0
+                zd = d0
+                while zd < d1:
+                    zh = h0
+                    while zh < h1:
+                        row = (zd * g.in_h + zh) * g.in_w
+                        zw = w0
+                        while zw < w1:
+                            val = x[row + zw]
+                            if val > maxval or val != val:  # NaN wins, like torch
+                                maxval = val
+                                best = row + zw
+                            zw += g.dil_w
+                        zh += g.dil_h
+                    zd += g.dil_d
+                y[o] = maxval
+                ind[o] = best
+                o += 1
+
+
+cdef Py_ssize_t _max_backward_plane(
+    const floating* dy, const int64_t* ind, floating* dx, Py_ssize_t n_out, Py_ssize_t n_in
+) noexcept nogil:
+    """Scatter-add dy into dx; returns the number of invalid indices (skipped)."""
+    cdef Py_ssize_t o, bad = 0
+    cdef int64_t i
+    for o in range(n_out):
+        i = ind[o]
+        if 0 <= i < n_in:
+            dx[i] += dy[o]
+        elif i != -1:
+            bad += 1
+    return bad
+
+
+cdef inline Py_ssize_t _avg_divisor(
+    const Geometry* g, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow,
+    bint count_include_pad, Py_ssize_t divisor_override,
+    Py_ssize_t* d0, Py_ssize_t* d1, Py_ssize_t* h0, Py_ssize_t* h1,
+    Py_ssize_t* w0, Py_ssize_t* w1,
+) noexcept nogil:
+    """Clip the window of output (od, oh, ow) to the input and return torch's divisor."""
+    cdef Py_ssize_t pool_size
+    d0[0] = od * g.s_d - g.p_d
+    h0[0] = oh * g.s_h - g.p_h
+    w0[0] = ow * g.s_w - g.p_w
+    d1[0] = min(d0[0] + g.k_d, g.in_d + g.p_d)
+    h1[0] = min(h0[0] + g.k_h, g.in_h + g.p_h)
+    w1[0] = min(w0[0] + g.k_w, g.in_w + g.p_w)
+    pool_size = (d1[0] - d0[0]) * (h1[0] - h0[0]) * (w1[0] - w0[0])
+    d0[0] = max(d0[0], 0)
+    h0[0] = max(h0[0], 0)
+    w0[0] = max(w0[0], 0)
+    d1[0] = min(d1[0], g.in_d)
+    h1[0] = min(h1[0], g.in_h)
+    w1[0] = min(w1[0], g.in_w)
+    if divisor_override != 0:
+        return divisor_override
+    if count_include_pad:
+        return pool_size
+    return (d1[0] - d0[0]) * (h1[0] - h0[0]) * (w1[0] - w0[0])
+
+
+cdef void _avg_forward_plane(
+    const floating* x, floating* y, const Geometry* g,
+    bint count_include_pad, Py_ssize_t divisor_override,
+) noexcept nogil:
+    cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, zd, zh, zw, row, divisor, o = 0
+    cdef floating total
+    for od in range(g.out_d):
+        for oh in range(g.out_h):
+            for ow in range(g.out_w):
+                divisor = _avg_divisor(
+                    g, od, oh, ow, count_include_pad, divisor_override,
+                    &d0, &d1, &h0, &h1, &w0, &w1,
+                )
+                total = 0
+                if d0 < d1 and h0 < h1 and w0 < w1:
+                    for zd in range(d0, d1):
+                        for zh in range(h0, h1):
+                            row = (zd * g.in_h + zh) * g.in_w
+                            for zw in range(w0, w1):
+                                total = total + x[row + zw]
+                    total = total / <floating>divisor
+                y[o] = total
+                o += 1
+
+
+cdef void _avg_backward_plane(
+    const floating* dy, floating* dx, const Geometry* g,
+    bint count_include_pad, Py_ssize_t divisor_override,
+) noexcept nogil:
+    cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, zd, zh, zw, row, divisor, o = 0
+    cdef floating grad
+    for od in range(g.out_d):
+        for oh in range(g.out_h):
+            for ow in range(g.out_w):
+                divisor = _avg_divisor(
+                    g, od, oh, ow, count_include_pad, divisor_override,
+                    &d0, &d1, &h0, &h1, &w0, &w1,
+                )
+                grad = dy[o] / <floating>divisor
+                o += 1
+                for zd in range(d0, d1):
+                    for zh in range(h0, h1):
+                        row = (zd * g.in_h + zh) * g.in_w
+                        for zw in range(w0, w1):
+                            dx[row + zw] += grad
+
+
+# --------------------------------------------------------------------------------------------
+# Parallel drivers over the N*C planes. Arrays are viewed as (planes, volume), C-contiguous.
+# --------------------------------------------------------------------------------------------
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _max_forward(
+    const floating[:, ::1] x, floating[:, ::1] y, int64_t[:, ::1] ind, Geometry g
+):
+    cdef Py_ssize_t plane
+    with nogil:
+        for plane in prange(x.shape[0], num_threads=_num_threads, schedule="static"):
+            _max_forward_plane(&x[plane, 0], &y[plane, 0], &ind[plane, 0], &g)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef Py_ssize_t _max_backward(
+    const floating[:, ::1] dy, const int64_t[:, ::1] ind, floating[:, ::1] dx
+):
+    cdef Py_ssize_t plane, bad = 0
+    with nogil:
+        for plane in prange(dy.shape[0], num_threads=_num_threads, schedule="static"):
+            bad += _max_backward_plane(
+                &dy[plane, 0], &ind[plane, 0], &dx[plane, 0], dy.shape[1], dx.shape[1]
+            )
+    return bad
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _avg_forward(
+    const floating[:, ::1] x, floating[:, ::1] y, Geometry g,
+    bint count_include_pad, Py_ssize_t divisor_override,
+):
+    cdef Py_ssize_t plane
+    with nogil:
+        for plane in prange(x.shape[0], num_threads=_num_threads, schedule="static"):
+            _avg_forward_plane(
+                &x[plane, 0], &y[plane, 0], &g, count_include_pad, divisor_override
+            )
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _avg_backward(
+    const floating[:, ::1] dy, floating[:, ::1] dx, Geometry g,
+    bint count_include_pad, Py_ssize_t divisor_override,
+):
+    cdef Py_ssize_t plane
+    with nogil:
+        for plane in prange(dy.shape[0], num_threads=_num_threads, schedule="static"):
+            _avg_backward_plane(
+                &dy[plane, 0], &dx[plane, 0], &g, count_include_pad, divisor_override
+            )
+
+
+def _planes(a):
+    """View an (N, C, ...) C-contiguous array as (N*C, volume)."""
+    return a.reshape(a.shape[0] * a.shape[1], -1)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+def max_pool_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
+    """Max pooling of x (N, C, D, H, W); returns (y, indices) with int64 flat D*H*W indices.
+
+    ``stride=None`` means ``stride = kernel_size``.
+    """
+    x = _check_float_array(x, "x")
+    out, geom = _geometry(x.shape[2:], kernel_size, stride, padding, dilation, bool(ceil_mode))
+    shape = x.shape[:2] + out
+    y = np.empty(shape, dtype=x.dtype)
+    indices = np.empty(shape, dtype=np.int64)
+    if y.size == 0:
+        return y, indices
+    cdef Geometry g = geom
+    if x.dtype == np.float32:
+        _max_forward[float](_planes(x), _planes(y), _planes(indices), g)
+    else:
+        _max_forward[double](_planes(x), _planes(y), _planes(indices), g)
+    return y, indices
+
+
+def max_pool_backward(dy, indices, input_size):
+    """Gradient of max pooling: dx (N, C, *input_size) with dy scatter-added at indices.
+
+    Index -1 (a window with no input element) is skipped; any other index outside
+    [0, D*H*W) raises ValueError.
+    """
+    dy = _check_float_array(dy, "dy")
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"indices must be an integer array, got dtype {indices.dtype}")
+    if indices.shape != dy.shape:
+        raise ValueError(
+            f"indices shape {indices.shape} does not match dy shape {dy.shape}"
+        )
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    size = _check_input_size(input_size, dy.shape)
+    dx = np.zeros(dy.shape[:2] + size, dtype=dy.dtype)
+    if dy.size == 0:
+        return dx
+    cdef Py_ssize_t bad
+    if dy.dtype == np.float32:
+        bad = _max_backward[float](_planes(dy), _planes(indices), _planes(dx))
+    else:
+        bad = _max_backward[double](_planes(dy), _planes(indices), _planes(dx))
+    if bad:
+        raise ValueError(
+            f"{bad} indices are outside the input volume {size} "
+            f"(valid range 0..{size[0] * size[1] * size[2] - 1})"
+        )
+    return dx
+
+
+def avg_pool_forward(
+    x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
+    """Average pooling of x (N, C, D, H, W). ``stride=None`` means ``stride = kernel_size``."""
+    x = _check_float_array(x, "x")
+    divisor = _check_divisor(divisor_override)
+    out, geom = _geometry(x.shape[2:], kernel_size, stride, padding, (1, 1, 1), bool(ceil_mode))
+    y = np.empty(x.shape[:2] + out, dtype=x.dtype)
+    if y.size == 0:
+        return y
+    cdef Geometry g = geom
+    cdef bint include_pad = bool(count_include_pad)
+    if x.dtype == np.float32:
+        _avg_forward[float](_planes(x), _planes(y), g, include_pad, divisor)
+    else:
+        _avg_forward[double](_planes(x), _planes(y), g, include_pad, divisor)
+    return y
+
+
+def avg_pool_backward(
+    dy, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
+    """Gradient of average pooling: dx of shape (N, C, *input_size)."""
+    dy = _check_float_array(dy, "dy")
+    size = _check_input_size(input_size, dy.shape)
+    divisor = _check_divisor(divisor_override)
+    out, geom = _geometry(size, kernel_size, stride, padding, (1, 1, 1), bool(ceil_mode))
+    if dy.shape[2:] != out:
+        raise ValueError(
+            f"dy shape {dy.shape} does not match the pooled output size {out} of an input "
+            f"of spatial size {size}"
+        )
+    dx = np.zeros(dy.shape[:2] + size, dtype=dy.dtype)
+    if dy.size == 0:
+        return dx
+    cdef Geometry g = geom
+    cdef bint include_pad = bool(count_include_pad)
+    if dy.dtype == np.float32:
+        _avg_backward[float](_planes(dy), _planes(dx), g, include_pad, divisor)
+    else:
+        _avg_backward[double](_planes(dy), _planes(dx), g, include_pad, divisor)
+    return dx

@@ -1,0 +1,3 @@
+"""Placeholder: filled by the layer work."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Convention profiles (placeholder)."""
+
+__all__: list[str] = []

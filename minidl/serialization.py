@@ -1,0 +1,3 @@
+"""save/load (placeholder)."""
+
+__all__: list[str] = []

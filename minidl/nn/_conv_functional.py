@@ -295,25 +295,32 @@ def _conv_transposend(
     )
     if any(n < 1 for n in out_size):
         raise ValueError(
-            f"{op}: output size {out_size} is not positive for input {x.shape}, kernel "
-            f"{kernel}, stride {stride}, padding {padding}, dilation {dilation}"
+            f"{op}: output size {out_size} is too small (must be >= 1) for input {x.shape}, "
+            f"kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation}"
         )
     # The equivalent conv maps out_size back to the input size with padding p before and
     # p - output_padding + (stride - 1) after (the extra rows the floor division absorbs).
+    # That is negative only when output_padding >= stride (allowed when dilation > stride):
+    # the trailing -after rows then lie past every kernel tap, so they are computed as a
+    # smaller output and zero-padded back.
     after = tuple(
         p - o + s - 1 for p, o, s in zip(padding, output_padding, stride, strict=True)
     )
+    unreached = tuple(max(-a, 0) for a in after)
     y = _conv_transpose5d(
         _to5d(x, nd),
         _to5d(weight, nd),
-        _lift(out_size, 1),
+        _lift(tuple(n - u for n, u in zip(out_size, unreached, strict=True)), 1),
         _lift(stride, 1),
         _lift(dilation, 1),
         _lift(padding, 0),
-        _lift(after, 0),
+        _lift(tuple(max(a, 0) for a in after), 0),
         groups,
     )
-    y = _add_bias(_from5d(y, nd), bias)
+    y = _from5d(y, nd)
+    if any(unreached):
+        y = pad(y, [n for u in reversed(unreached) for n in (0, u)])
+    y = _add_bias(y, bias)
     return y.squeeze(0) if unbatched else y
 
 

@@ -163,7 +163,9 @@ def _check_divisor(divisor_override):
 
 
 # --------------------------------------------------------------------------------------------
-# Per-plane kernels (nogil). Pointers address one contiguous D*H*W (input) or out volume.
+# Per-plane kernels (nogil). Pointers address one contiguous D*H*W (input) or out volume. The
+# geometry is passed by value so the compiler knows that stores to the outputs (the int64
+# indices in particular) cannot alias it and keeps it in registers.
 # --------------------------------------------------------------------------------------------
 
 cdef inline Py_ssize_t _first_valid(Py_ssize_t start, Py_ssize_t dilation) noexcept nogil:
@@ -174,9 +176,10 @@ cdef inline Py_ssize_t _first_valid(Py_ssize_t start, Py_ssize_t dilation) noexc
 
 
 cdef void _max_forward_plane(
-    const floating* x, floating* y, int64_t* ind, const Geometry* g
+    const floating* x, floating* y, int64_t* ind, Geometry g
 ) noexcept nogil:
-    cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, zd, zh, zw, row, best, o = 0
+    cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, zd, zh, zw, row, best, last_nan, o = 0
+    cdef Py_ssize_t mask
     cdef floating val, maxval
     for od in range(g.out_d):
         d0 = od * g.s_d - g.p_d
@@ -190,10 +193,14 @@ cdef void _max_forward_plane(
                 w0 = ow * g.s_w - g.p_w
                 w1 = min(w0 + (g.k_w - 1) * g.dil_w + 1, g.in_w)
                 w0 = _first_valid(w0, g.dil_w)
+                # torch keeps the first maximum, but a NaN replaces it and later NaNs replace
+                # that: track the non-NaN max and the last NaN separately (branch-free selects,
+                # random data would defeat the branch predictor), then combine.
                 maxval = -INFINITY
                 best = -1  # window made of padding only
                 if d0 < d1 and h0 < h1 and w0 < w1:
                     best = (d0 * g.in_h + h0) * g.in_w + w0
+                last_nan = -1
                 zd = d0
                 while zd < d1:
                     zh = h0
@@ -202,12 +209,17 @@ cdef void _max_forward_plane(
                         zw = w0
                         while zw < w1:
                             val = x[row + zw]
-                            if val > maxval or val != val:  # NaN wins, like torch
-                                maxval = val
-                                best = row + zw
+                            mask = -<Py_ssize_t>(val > maxval)  # all ones if val is larger
+                            best = ((row + zw) & mask) | (best & ~mask)
+                            mask = -<Py_ssize_t>(val != val)
+                            last_nan = ((row + zw) & mask) | (last_nan & ~mask)
+                            maxval = val if val > maxval else maxval  # maxss
                             zw += g.dil_w
                         zh += g.dil_h
                     zd += g.dil_d
+                if last_nan >= 0:
+                    maxval = x[last_nan]
+                    best = last_nan
                 y[o] = maxval
                 ind[o] = best
                 o += 1
@@ -228,71 +240,71 @@ cdef Py_ssize_t _max_backward_plane(
     return bad
 
 
-cdef inline Py_ssize_t _avg_divisor(
-    const Geometry* g, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow,
-    bint count_include_pad, Py_ssize_t divisor_override,
-    Py_ssize_t* d0, Py_ssize_t* d1, Py_ssize_t* h0, Py_ssize_t* h1,
-    Py_ssize_t* w0, Py_ssize_t* w1,
+cdef inline Py_ssize_t _avg_window(
+    Py_ssize_t o, Py_ssize_t stride, Py_ssize_t pad, Py_ssize_t k, Py_ssize_t size,
+    Py_ssize_t* lo, Py_ssize_t* hi,
 ) noexcept nogil:
-    """Clip the window of output (od, oh, ow) to the input and return torch's divisor."""
-    cdef Py_ssize_t pool_size
-    d0[0] = od * g.s_d - g.p_d
-    h0[0] = oh * g.s_h - g.p_h
-    w0[0] = ow * g.s_w - g.p_w
-    d1[0] = min(d0[0] + g.k_d, g.in_d + g.p_d)
-    h1[0] = min(h0[0] + g.k_h, g.in_h + g.p_h)
-    w1[0] = min(w0[0] + g.k_w, g.in_w + g.p_w)
-    pool_size = (d1[0] - d0[0]) * (h1[0] - h0[0]) * (w1[0] - w0[0])
-    d0[0] = max(d0[0], 0)
-    h0[0] = max(h0[0], 0)
-    w0[0] = max(w0[0], 0)
-    d1[0] = min(d1[0], g.in_d)
-    h1[0] = min(h1[0], g.in_h)
-    w1[0] = min(w1[0], g.in_w)
+    """Input range [lo, hi) of window o along one dim; returns its length within the padding."""
+    cdef Py_ssize_t start = o * stride - pad
+    cdef Py_ssize_t end = min(start + k, size + pad)
+    lo[0] = max(start, 0)
+    hi[0] = min(end, size)
+    return end - start
+
+
+cdef inline Py_ssize_t _avg_divisor(
+    Py_ssize_t divisor_override, bint count_include_pad, Py_ssize_t padded, Py_ssize_t valid
+) noexcept nogil:
     if divisor_override != 0:
         return divisor_override
-    if count_include_pad:
-        return pool_size
-    return (d1[0] - d0[0]) * (h1[0] - h0[0]) * (w1[0] - w0[0])
+    return padded if count_include_pad else valid
 
 
 cdef void _avg_forward_plane(
-    const floating* x, floating* y, const Geometry* g,
+    const floating* x, floating* y, Geometry g,
     bint count_include_pad, Py_ssize_t divisor_override,
 ) noexcept nogil:
-    cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, zd, zh, zw, row, divisor, o = 0
+    cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, zd, zh, zw, row, o = 0
+    cdef Py_ssize_t len_d, len_h, len_w, divisor
     cdef floating total
     for od in range(g.out_d):
+        len_d = _avg_window(od, g.s_d, g.p_d, g.k_d, g.in_d, &d0, &d1)
         for oh in range(g.out_h):
+            len_h = _avg_window(oh, g.s_h, g.p_h, g.k_h, g.in_h, &h0, &h1)
             for ow in range(g.out_w):
-                divisor = _avg_divisor(
-                    g, od, oh, ow, count_include_pad, divisor_override,
-                    &d0, &d1, &h0, &h1, &w0, &w1,
-                )
+                len_w = _avg_window(ow, g.s_w, g.p_w, g.k_w, g.in_w, &w0, &w1)
                 total = 0
-                if d0 < d1 and h0 < h1 and w0 < w1:
+                if d0 < d1 and h0 < h1 and w0 < w1:  # always true for valid parameters
                     for zd in range(d0, d1):
                         for zh in range(h0, h1):
                             row = (zd * g.in_h + zh) * g.in_w
                             for zw in range(w0, w1):
                                 total = total + x[row + zw]
+                    divisor = _avg_divisor(
+                        divisor_override, count_include_pad,
+                        len_d * len_h * len_w, (d1 - d0) * (h1 - h0) * (w1 - w0),
+                    )
                     total = total / <floating>divisor
                 y[o] = total
                 o += 1
 
 
 cdef void _avg_backward_plane(
-    const floating* dy, floating* dx, const Geometry* g,
+    const floating* dy, floating* dx, Geometry g,
     bint count_include_pad, Py_ssize_t divisor_override,
 ) noexcept nogil:
-    cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, zd, zh, zw, row, divisor, o = 0
+    cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, zd, zh, zw, row, o = 0
+    cdef Py_ssize_t len_d, len_h, len_w, divisor
     cdef floating grad
     for od in range(g.out_d):
+        len_d = _avg_window(od, g.s_d, g.p_d, g.k_d, g.in_d, &d0, &d1)
         for oh in range(g.out_h):
+            len_h = _avg_window(oh, g.s_h, g.p_h, g.k_h, g.in_h, &h0, &h1)
             for ow in range(g.out_w):
+                len_w = _avg_window(ow, g.s_w, g.p_w, g.k_w, g.in_w, &w0, &w1)
                 divisor = _avg_divisor(
-                    g, od, oh, ow, count_include_pad, divisor_override,
-                    &d0, &d1, &h0, &h1, &w0, &w1,
+                    divisor_override, count_include_pad,
+                    len_d * len_h * len_w, (d1 - d0) * (h1 - h0) * (w1 - w0),
                 )
                 grad = dy[o] / <floating>divisor
                 o += 1
@@ -315,7 +327,7 @@ cdef void _max_forward(
     cdef Py_ssize_t plane
     with nogil:
         for plane in prange(x.shape[0], num_threads=_num_threads, schedule="static"):
-            _max_forward_plane(&x[plane, 0], &y[plane, 0], &ind[plane, 0], &g)
+            _max_forward_plane(&x[plane, 0], &y[plane, 0], &ind[plane, 0], g)
 
 
 @cython.boundscheck(False)
@@ -342,7 +354,7 @@ cdef void _avg_forward(
     with nogil:
         for plane in prange(x.shape[0], num_threads=_num_threads, schedule="static"):
             _avg_forward_plane(
-                &x[plane, 0], &y[plane, 0], &g, count_include_pad, divisor_override
+                &x[plane, 0], &y[plane, 0], g, count_include_pad, divisor_override
             )
 
 
@@ -356,7 +368,7 @@ cdef void _avg_backward(
     with nogil:
         for plane in prange(dy.shape[0], num_threads=_num_threads, schedule="static"):
             _avg_backward_plane(
-                &dy[plane, 0], &dx[plane, 0], &g, count_include_pad, divisor_override
+                &dy[plane, 0], &dx[plane, 0], g, count_include_pad, divisor_override
             )
 
 
@@ -400,9 +412,7 @@ def max_pool_backward(dy, indices, input_size):
     if indices.dtype.kind not in "iu":
         raise TypeError(f"indices must be an integer array, got dtype {indices.dtype}")
     if indices.shape != dy.shape:
-        raise ValueError(
-            f"indices shape {indices.shape} does not match dy shape {dy.shape}"
-        )
+        raise ValueError(f"indices shape {indices.shape} does not match dy shape {dy.shape}")
     indices = np.ascontiguousarray(indices, dtype=np.int64)
     size = _check_input_size(input_size, dy.shape)
     dx = np.zeros(dy.shape[:2] + size, dtype=dy.dtype)

@@ -1,6 +1,17 @@
 """Stateless ops with PyTorch's names and semantics (``import minidl.nn.functional as F``)."""
 
-from ..tensor import Tensor
+from ._basic_functional import (
+    dropout,
+    flatten,
+    gelu,
+    leaky_relu,
+    linear,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
 from ._conv_functional import (
     conv1d,
     conv2d,
@@ -9,6 +20,23 @@ from ._conv_functional import (
     conv_transpose2d,
     conv_transpose3d,
     pad,
+)
+from ._loss_functional import (
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+)
+from ._norm_functional import batch_norm
+from ._pool_functional import (
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool3d,
+    max_pool1d,
+    max_pool2d,
+    max_pool3d,
 )
 
 __all__ = [
@@ -24,24 +52,24 @@ __all__ = [
     "tanh",
     "softmax",
     "log_softmax",
+    # layers
+    "linear",
+    "leaky_relu",
+    "gelu",
+    "dropout",
+    "flatten",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "adaptive_avg_pool2d",
+    "batch_norm",
+    # losses
+    "cross_entropy",
+    "nll_loss",
+    "mse_loss",
+    "l1_loss",
+    "binary_cross_entropy_with_logits",
 ]
-
-
-def relu(input: Tensor) -> Tensor:
-    return input.relu()
-
-
-def sigmoid(input: Tensor) -> Tensor:
-    return input.sigmoid()
-
-
-def tanh(input: Tensor) -> Tensor:
-    return input.tanh()
-
-
-def softmax(input: Tensor, dim: int) -> Tensor:
-    return input.softmax(dim)
-
-
-def log_softmax(input: Tensor, dim: int) -> Tensor:
-    return input.log_softmax(dim)

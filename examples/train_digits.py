@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import minidl
 from minidl import nn
 
@@ -108,7 +106,8 @@ def main(argv: list[str] | None = None) -> float:
             train_loss, train_acc = train_epoch(model, optimizer, loader, progress)
             scheduler.step()
             test_loss, test_acc = evaluate(model, test_x, test_y)
-            for key, value in zip(history, (train_loss, train_acc, test_loss, test_acc)):
+            epoch_values = (train_loss, train_acc, test_loss, test_acc)
+            for key, value in zip(history, epoch_values, strict=True):
                 history[key].append(value)
             progress.write(f"epoch {epoch:2d}  train loss {train_loss:.4f} acc {train_acc:.4f}"
                            f"  test loss {test_loss:.4f} acc {test_acc:.4f}")

@@ -225,7 +225,8 @@ class Tensor:
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(
-                    f"grad can be implicitly created only for scalar outputs, got shape {self.shape}"
+                    "grad can be implicitly created only for scalar outputs, "
+                    f"got shape {self.shape}"
                 )
             seed = np.ones_like(self.data)
         else:

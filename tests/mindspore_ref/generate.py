@@ -28,9 +28,8 @@ import platform
 import sys
 import traceback
 
-import numpy as np
-
 import mindspore as ms
+import numpy as np
 from mindspore import Tensor, nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -265,7 +264,7 @@ def np_conv(x, w, b, k, s, d, pads, g):
         patch = xp[(slice(None), slice(None)) + sl(kp)]
         for gi in range(g):
             xs = patch[:, gi * cig:(gi + 1) * cig]
-            ws = w[gi * cog:(gi + 1) * cog, :, *kp]
+            ws = w[(slice(gi * cog, (gi + 1) * cog), slice(None), *kp)]
             y[:, gi * cog:(gi + 1) * cog] += np.einsum("nc...,oc->no...", xs, ws)
     if b is not None:
         y += b.reshape((1, -1) + (1,) * nd)
@@ -278,9 +277,9 @@ def np_conv(x, w, b, k, s, d, pads, g):
             patch = xp[idx]
             for gi in range(g):
                 rs = r[:, gi * cog:(gi + 1) * cog]
-                ws = w[gi * cog:(gi + 1) * cog, :, *kp]
+                ws = w[(slice(gi * cog, (gi + 1) * cog), slice(None), *kp)]
                 gxp[(slice(None), slice(gi * cig, (gi + 1) * cig)) + sl(kp)] += np.einsum("no...,oc->nc...", rs, ws)
-                gw[gi * cog:(gi + 1) * cog, :, *kp] += contract_nc(rs, patch[:, gi * cig:(gi + 1) * cig])
+                gw[(slice(gi * cog, (gi + 1) * cog), slice(None), *kp)] += contract_nc(rs, patch[:, gi * cig:(gi + 1) * cig])
         crop = (slice(None), slice(None)) + tuple(slice(pads[i][0], pads[i][0] + x.shape[2 + i]) for i in range(nd))
         gb = r.sum(axis=(0,) + tuple(range(2, 2 + nd)))
         return gxp[crop], gw, gb
@@ -306,7 +305,7 @@ def np_conv_transpose(x, w, b, k, s, d, g, starts, sizes, op):
     for kp in kernel_positions(k):
         for gi in range(g):
             xs = x[:, gi * cig:(gi + 1) * cig]
-            ws = w[gi * cig:(gi + 1) * cig, :, *kp]
+            ws = w[(slice(gi * cig, (gi + 1) * cig), slice(None), *kp)]
             yf[(slice(None), slice(gi * cog, (gi + 1) * cog)) + sl(kp)] += np.einsum("nc...,co->no...", xs, ws)
     # window (may extend beyond the full result: zeros there)
     lo = [min(0, starts[i]) for i in range(nd)]
@@ -328,9 +327,9 @@ def np_conv_transpose(x, w, b, k, s, d, g, starts, sizes, op):
         for kp in kernel_positions(k):
             for gi in range(g):
                 rs = gyf[(slice(None), slice(gi * cog, (gi + 1) * cog)) + sl(kp)]
-                ws = w[gi * cig:(gi + 1) * cig, :, *kp]
+                ws = w[(slice(gi * cig, (gi + 1) * cig), slice(None), *kp)]
                 gx[:, gi * cig:(gi + 1) * cig] += np.einsum("no...,co->nc...", rs, ws)
-                gw[gi * cig:(gi + 1) * cig, :, *kp] += contract_nc(x[:, gi * cig:(gi + 1) * cig], rs)
+                gw[(slice(gi * cig, (gi + 1) * cig), slice(None), *kp)] += contract_nc(x[:, gi * cig:(gi + 1) * cig], rs)
         gb = rc.sum(axis=(0,) + tuple(range(2, 2 + nd)))
         return gx, gw, gb
 

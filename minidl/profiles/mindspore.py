@@ -1,0 +1,428 @@
+"""The 'mindspore' and 'mindspore-2.1' profiles: ``mindspore.nn.Conv1d/2d/3d`` and
+``Conv1d/2d/3dTranspose``.
+
+'mindspore' follows the r2.0 conventions of the seed documents (``weight_init='normal'`` =
+N(0, 0.01^2), ``bias_init='zeros'``); 'mindspore-2.1' the defaults from MindSpore 2.1 on
+(``weight_init=None`` = HeUniform(sqrt(5)), ``bias_init=None`` = U(+-1/sqrt(fan_in)), and the
+trailing ``dtype`` of 2.3). Both compute what MindSpore 2.10 computes, checked against
+``tests/mindspore_ref/mindspore_ref.npz``:
+
+* ``pad_mode='same'`` (the default) is TF-style for any stride: out = ceil(in / stride), the odd
+  extra padding after; ``'valid'`` pads nothing; ``'pad'`` takes ``padding`` as an int or
+  (top, bottom, left, right) / (head, tail, top, bottom, left, right);
+* a transposed conv keeps a window of the full transposed conv (:class:`TransposeWindow`);
+  Conv2dTranspose's ``output_padding`` appends zeros after the bias, Conv3dTranspose's computes
+  the extra rows as PyTorch does, Conv1dTranspose has none;
+* a Conv1d / Conv1dTranspose weight is stored 4-D, ``(c0, c1, 1, k)``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Tensor
+from .base import (
+    ArrayInit,
+    ConstantInit,
+    ConvPadding,
+    ConvSpec,
+    FanInUniform,
+    Initializer,
+    InitPolicy,
+    KaimingInit,
+    LayerDef,
+    Layout,
+    NormalInit,
+    NotExpressible,
+    Profile,
+    SamePadding,
+    TransposeWindow,
+    TruncatedNormalInit,
+    UniformInit,
+    XavierInit,
+    args,
+    check_output_padding,
+    ints,
+    same_split,
+)
+
+PAD_MODES = ("same", "valid", "pad")
+
+
+# ---- MindSpore's initializers (mindspore.common.initializer), with its names and defaults -------
+class Normal(NormalInit):
+    """``Normal(sigma=0.01, mean=0.0)``: what ``weight_init='normal'`` means."""
+
+    def __init__(self, sigma: float = 0.01, mean: float = 0.0) -> None:
+        super().__init__(std=sigma, mean=mean)
+
+
+class Uniform(UniformInit):
+    """``Uniform(scale=0.07)``: U(-scale, scale)."""
+
+    def __init__(self, scale: float = 0.07) -> None:
+        super().__init__(bound=scale)
+
+
+class TruncatedNormal(TruncatedNormalInit):
+    def __init__(self, sigma: float = 0.01, mean: float = 0.0, a: float = -2.0, b: float = 2.0):
+        super().__init__(std=sigma, mean=mean, low=a, high=b)
+
+
+class HeUniform(KaimingInit):
+    def __init__(
+        self, negative_slope: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
+    ) -> None:
+        super().__init__(a=negative_slope, mode=mode, nonlinearity=nonlinearity)
+
+
+class HeNormal(KaimingInit):
+    def __init__(
+        self, negative_slope: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
+    ) -> None:
+        super().__init__(negative_slope, mode, nonlinearity, distribution="normal")
+
+
+class XavierUniform(XavierInit):
+    def __init__(self, gain: float = 1.0) -> None:
+        super().__init__(gain=gain)
+
+
+class XavierNormal(XavierInit):
+    def __init__(self, gain: float = 1.0) -> None:
+        super().__init__(gain=gain, distribution="normal")
+
+
+class Constant(ConstantInit):
+    def __init__(self, value: float) -> None:
+        super().__init__(value=value)
+
+
+class Zero(ConstantInit):
+    def __init__(self) -> None:
+        super().__init__(value=0.0)
+
+
+class One(ConstantInit):
+    def __init__(self) -> None:
+        super().__init__(value=1.0)
+
+
+# MindSpore looks strings up lower-cased, under the class name and its registered alias
+INITIALIZERS = {
+    "normal": Normal,
+    "uniform": Uniform,
+    "truncatednormal": TruncatedNormal,
+    "heuniform": HeUniform,
+    "he_uniform": HeUniform,
+    "henormal": HeNormal,
+    "he_normal": HeNormal,
+    "xavieruniform": XavierUniform,
+    "xavier_uniform": XavierUniform,
+    "xaviernormal": XavierNormal,
+    "xavier_normal": XavierNormal,
+    "zero": Zero,
+    "zeros": Zero,
+    "one": One,
+    "ones": One,
+}
+DEFAULT_WEIGHT = HeUniform(negative_slope=math.sqrt(5))  # >= 2.1: U(+-1/sqrt(fan_in))
+DEFAULT_BIAS = FanInUniform()
+
+
+def initializer(value: Any, label: str, default: Initializer) -> Initializer:
+    """A ``weight_init`` / ``bias_init`` value -> Initializer: None (the >= 2.1 default), a
+    name, an Initializer, a number (a constant) or an array of the stored shape."""
+    if value is None:
+        return default
+    if isinstance(value, Initializer):
+        return value
+    if isinstance(value, str):
+        if value.lower() not in INITIALIZERS:
+            raise ValueError(
+                f"{label}={value!r} is not a MindSpore initializer name; known names: "
+                f"{sorted(INITIALIZERS)}"
+            )
+        return INITIALIZERS[value.lower()]()
+    if isinstance(value, numbers.Number) and not isinstance(value, bool):
+        return Constant(float(value))
+    if isinstance(value, (np.ndarray, Tensor, list, tuple)) or hasattr(value, "numpy"):
+        array = value.data if isinstance(value, Tensor) else value
+        if hasattr(array, "detach"):  # a torch tensor
+            array = array.detach().cpu().numpy()
+        return ArrayInit(np.asarray(array), label)
+    raise TypeError(
+        f"{label} must be None, a string, an initializer, a number or an array, got {value!r}"
+    )
+
+
+def initializers(bound, spec: ConvSpec) -> tuple[Initializer, Initializer]:
+    return (
+        initializer(bound["weight_init"], "weight_init", DEFAULT_WEIGHT),
+        initializer(bound["bias_init"], "bias_init", DEFAULT_BIAS),
+    )
+
+
+# ---- padding ------------------------------------------------------------------------------------
+def _pad_mode(bound) -> str:
+    mode = bound["pad_mode"]
+    if mode not in PAD_MODES:
+        raise ValueError(
+            f"For {bound.op!r}, the 'pad_mode' must be str and must be in "
+            f"{list(PAD_MODES)}, but got {mode!r} (MindSpore has no padding_mode; pad the "
+            f"input with F.pad(x, ..., mode=...) before a pad_mode='valid' conv)"
+        )
+    return mode
+
+
+def _explicit(bound, nd: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``padding``: an int, or one (before, after) pair per dim flattened; checked against
+    ``pad_mode``."""
+    padding, op = bound["padding"], bound.op
+    sides = {1: "", 2: " (top, bottom, left, right)", 3: " (head, tail, top, bottom, left, right)"}
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        values = (int(padding),) * (2 * nd)
+    elif bound.layer.int_only:
+        raise TypeError(
+            f"For {op!r}, the type of 'padding' should be 'int', but got type "
+            f"{type(padding).__name__!r} ({padding!r})"
+        )
+    elif isinstance(padding, (tuple, list)) and all(
+        isinstance(p, (int, np.integer)) for p in padding
+    ):
+        if len(padding) != 2 * nd:
+            raise ValueError(
+                f"For {op!r}, the 'padding' must be an int or a tuple of {2 * nd} ints"
+                f"{sides[nd]}, but got {padding!r}"
+            )
+        values = tuple(int(p) for p in padding)
+    else:
+        raise TypeError(f"For {op!r}, 'padding' must be an int or a tuple of ints, got {padding!r}")
+    if any(v < 0 for v in values):
+        raise ValueError(f"For {op!r}, the 'padding' must be >= 0, but got {padding!r}")
+    if bound["pad_mode"] != "pad" and any(values):
+        raise ValueError(
+            f"For {op!r}, the 'pad' must be zero when 'pad_mode' is not 'pad', but got "
+            f"'padding': {padding!r} and 'pad_mode': {bound['pad_mode']!r}"
+        )
+    return values[0::2], values[1::2]
+
+
+def conv_padding(bound, spec: ConvSpec) -> ConvPadding:
+    mode, nd = _pad_mode(bound), spec.nd
+    before, after = _explicit(bound, nd)
+    if mode == "pad":
+        return ConvPadding(before, after)
+    if mode == "valid":
+        return ConvPadding((0,) * nd, (0,) * nd)
+    if set(spec.stride) == {1}:  # 'same' at stride 1 does not depend on the input size
+        return ConvPadding(*same_split(spec))
+    return SamePadding()
+
+
+def _extent_excess(spec: ConvSpec) -> tuple[int, ...]:
+    """Full transposed size minus in * stride: d*(k-1) + 1 - s, whatever the input size."""
+    return tuple(
+        d * (k - 1) + 1 - s
+        for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation, strict=True)
+    )
+
+
+def mode_window(mode: str, spec: ConvSpec) -> TransposeWindow:
+    """'same': out = in * s; 'valid': out = max(full, in * s); the full result is cropped by
+    max(0, excess) // 2 at the start, and extended with bias-only positions when short."""
+    excess, nd = _extent_excess(spec), spec.nd
+    if mode == "same":
+        before = tuple(max(0, e) // 2 for e in excess)
+        return TransposeWindow(
+            before, tuple(e - b for e, b in zip(excess, before, strict=True)), (0,) * nd
+        )
+    return TransposeWindow((0,) * nd, tuple(min(0, e) for e in excess), (0,) * nd)
+
+
+def transpose_padding(bound, spec: ConvSpec) -> TransposeWindow:
+    mode, nd = _pad_mode(bound), spec.nd
+    before, after = _explicit(bound, nd)
+    has_output_padding = bound.layer.arg("output_padding") is not None
+    output_padding = ints(bound, "output_padding", nd, 0) if has_output_padding else (0,) * nd
+    if any(output_padding) and mode != "pad":
+        raise ValueError(
+            f"For {bound.op!r}, when output_padding is not zero, pad_mode must be 'pad', but "
+            f"got output_padding={bound['output_padding']!r} and pad_mode={mode!r}"
+        )
+    check_output_padding(bound, spec, output_padding)
+    if mode != "pad":
+        return mode_window(mode, spec)
+    if bound.layer.output_padding == "zeros":
+        return TransposeWindow(before, after, output_padding)
+    computed = tuple(a - o for a, o in zip(after, output_padding, strict=True))
+    return TransposeWindow(before, computed, (0,) * nd)
+
+
+def check_data_format(bound) -> None:
+    arg = bound.layer.arg("data_format")
+    if arg is None:
+        return
+    value, expected = bound["data_format"], arg.default
+    if value == expected:
+        return
+    if value == "NHWC" and expected == "NCHW":
+        raise ValueError(
+            f"For {bound.op!r}, data_format='NHWC' is only supported on GPU by MindSpore; minidl "
+            f"computes NCHW (transpose the input to NCHW and use data_format='NCHW')"
+        )
+    raise ValueError(f"For {bound.op!r}, the 'data_format' must be {expected!r}, got {value!r}")
+
+
+# ---- encoding a canonical spec as MindSpore arguments (minidl.profiles.convert) -----------------
+def _padding_value(before, after, layer: LayerDef) -> int | tuple[int, ...]:
+    if before == after and len(set(before)) == 1:
+        return before[0]
+    if layer.int_only:
+        raise NotExpressible(
+            f"{layer.cls_name} takes one int padding for every side, not {before} before and "
+            f"{after} after"
+        )
+    return tuple(v for b, a in zip(before, after, strict=True) for v in (b, a))
+
+
+def _encode_conv(spec: ConvSpec, layer: LayerDef) -> dict[str, Any]:
+    rule = spec.padding
+    if isinstance(rule, SamePadding):
+        return {"pad_mode": "same", "padding": 0}
+    if rule.mode != "zeros":
+        raise NotExpressible(
+            f"MindSpore's nn convs pad with zeros only, not {rule.mode!r}: pad the input with "
+            f"F.pad(x, ..., mode={rule.mode!r}) and use pad_mode='valid'"
+        )
+    if not any(rule.before + rule.after):
+        return {"pad_mode": "valid", "padding": 0}
+    if set(spec.stride) == {1} and (rule.before, rule.after) == same_split(spec):
+        return {"pad_mode": "same", "padding": 0}
+    return {"pad_mode": "pad", "padding": _padding_value(rule.before, rule.after, layer)}
+
+
+def _encode_transposed(spec: ConvSpec, layer: LayerDef) -> dict[str, Any]:
+    window, has_output_padding = spec.padding, layer.arg("output_padding") is not None
+    extra = {"output_padding": 0} if has_output_padding else {}
+    for mode in ("same", "valid"):
+        if mode_window(mode, spec) == window:
+            return {"pad_mode": mode, "padding": 0, **extra}
+    before, after, output_padding = window.before, window.after, window.zeros
+    if layer.output_padding == "computed":
+        if any(window.zeros):
+            raise NotExpressible(f"{layer.cls_name} computes its output_padding rows")
+        output_padding = tuple(max(0, -a) for a in after)
+        after = tuple(a + o for a, o in zip(after, output_padding, strict=True))
+    limits = [max(s, d) for s, d in zip(spec.stride, spec.dilation, strict=True)]
+    if (
+        min(before + after) < 0
+        or (any(output_padding) and not has_output_padding)
+        or any(o >= m for o, m in zip(output_padding, limits, strict=True))
+    ):
+        raise NotExpressible(
+            f"{layer.cls_name} cannot keep this window of the full transposed conv: "
+            f"{window.describe()}"
+        )
+    if has_output_padding:
+        extra = {"output_padding": output_padding}
+    return {"pad_mode": "pad", "padding": _padding_value(before, after, layer), **extra}
+
+
+def encode_padding(spec: ConvSpec, layer: LayerDef) -> dict[str, Any]:
+    return (_encode_transposed if spec.transposed else _encode_conv)(spec, layer)
+
+
+# ---- the two profiles ---------------------------------------------------------------------------
+def _layers(weight_init: Any, bias_init: Any, tail: tuple) -> dict[str, LayerDef]:
+    head = args(
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        ("stride", 1),
+        ("pad_mode", "same"),
+        ("padding", 0),
+    )
+    init = args(("has_bias", False, "bias"), ("weight_init", weight_init), ("bias_init", bias_init))
+    conv = head + args(("dilation", 1), ("group", 1, "groups")) + init
+    transposed = head + args(("output_padding", 0), ("dilation", 1), ("group", 1, "groups")) + init
+    transposed3d = (
+        head + args(("dilation", 1), ("group", 1, "groups"), ("output_padding", 0)) + init
+    )
+    return {
+        "Conv1d": LayerDef("Conv1d", conv + tail, int_only=True),
+        "Conv2d": LayerDef("Conv2d", conv + args(("data_format", "NCHW")) + tail),
+        "Conv3d": LayerDef("Conv3d", conv + args(("data_format", "NCDHW")) + tail),
+        "ConvTranspose1d": LayerDef("Conv1dTranspose", conv + tail, int_only=True),
+        "ConvTranspose2d": LayerDef("Conv2dTranspose", transposed + tail, output_padding="zeros"),
+        "ConvTranspose3d": LayerDef(
+            "Conv3dTranspose", transposed3d + args(("data_format", "NCDHW")) + tail
+        ),
+    }
+
+
+HINTS = {
+    "padding_mode": (
+        "MindSpore's nn convs have no padding_mode: use pad_mode='pad' with padding=<amounts> "
+        "for zeros, or pad the input (F.pad(x, ..., mode='reflect')) before a "
+        "pad_mode='valid' conv"
+    ),
+    "device": "minidl runs on the CPU only",
+}
+NOTES = {
+    "padding": "pad_mode 'same' (default; TF-style, any stride, odd extra after), 'valid', "
+    "'pad' + padding int / 4-tuple / 6-tuple (Conv1d: int)",
+    "transposed padding": "pad_mode 'same' (out = in*s), 'valid' (out = max(full, in*s)), "
+    "'pad' + padding int / 4-tuple / 6-tuple",
+}
+FAN_DOC = {"conv": "in/g * prod(k)", "transposed": "out/g * prod(k)"}  # of the stored weight
+
+
+def _profile(
+    name: str,
+    framework: str,
+    weight: Initializer,
+    bias: Initializer,
+    defaults: tuple[Any, Any],
+    tail: tuple = (),
+    hints: dict | None = None,
+) -> Profile:
+    return Profile(
+        name=name,
+        framework=framework,
+        layers=_layers(*defaults, tail),
+        layout=Layout(conv1d_as_2d=True),
+        init=InitPolicy(weight=weight, bias=bias, fan_doc=FAN_DOC, from_arguments=initializers),
+        conv_padding=conv_padding,
+        transpose_padding=transpose_padding,
+        encode_padding=encode_padding,
+        checks=(check_data_format,),
+        hints={**HINTS, **(hints or {})},
+        repr_always=("pad_mode",),
+        notes=NOTES,
+    )
+
+
+PROFILE = _profile(
+    "mindspore",
+    "MindSpore r2.0",
+    Normal(),
+    Zero(),
+    ("normal", "zeros"),
+    hints={
+        "dtype": "MindSpore r2.0 convs take no dtype (2.3 added it: use the mindspore-2.1 "
+        "profile), or call module.double()"
+    },
+)
+PROFILE_2_1 = _profile(
+    "mindspore-2.1",
+    "MindSpore >= 2.1",
+    DEFAULT_WEIGHT,
+    DEFAULT_BIAS,
+    (None, None),
+    tail=args(("dtype", "float32")),
+)

@@ -341,9 +341,7 @@ class Tensor:
         return _result(out, (self,), lambda g: (g * exponent * a ** (exponent - 1),))
 
     def __rpow__(self, base: Any) -> Tensor:
-        return _wrap(base, self) ** self if not isinstance(base, (int, float)) else exp(
-            self * float(np.log(base))
-        )
+        return _wrap(base, self) ** self
 
     def __matmul__(self, other: Any) -> Tensor:
         other = _wrap(other, self)

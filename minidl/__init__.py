@@ -19,6 +19,7 @@ from .tensor import (
     tensor,
     where,
 )
+from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "data",
     "float32",
     "float64",
+    "get_num_threads",
     "int64",
     "is_grad_enabled",
     "manual_seed",
@@ -36,6 +38,7 @@ __all__ = [
     "no_grad",
     "optim",
     "profiles",
+    "set_num_threads",
     "stack",
     "tensor",
     "where",

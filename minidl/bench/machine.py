@@ -1,0 +1,136 @@
+"""What the numbers are relative to: the measured sgemm peak and the machine's setup."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+# OpenBLAS workers busy-wait ~0.1 s after a call (2**28 cycles): let them fall asleep before
+# timing anything else, or they compete with the next OpenMP threads for the cores.
+BLAS_SETTLE_SECONDS = 0.3
+
+
+def blas_settle() -> None:
+    time.sleep(BLAS_SETTLE_SECONDS)
+
+
+def sgemm_peak_gflops(threads: int, size: int = 2048, repeats: int = 5, attempts: int = 8,
+                      max_busy: float = 0.10) -> tuple[float, float]:
+    """Best GFLOP/s of scipy's sgemm on ``size x size`` float32 (Fortran order: no copies)
+    with ``threads`` BLAS threads, and the share of CPU other processes took meanwhile.
+
+    An attempt (a warm-up call and ``repeats`` timed ones) during which other processes took
+    more than ``max_busy`` of the CPU is repeated, up to ``attempts`` times; the best rate of
+    the quietest attempt is returned.
+    """
+    best_rate, best_share = 0.0, float("inf")
+    with threadpool_limits(threads, user_api="blas"):
+        for _ in range(attempts):
+            start = cpu_snapshot()
+            rate = _sgemm_best(size, repeats)
+            share = foreign_cpu_share(start, cpu_snapshot()) or 0.0
+            if share < best_share or (share <= max_busy and rate > best_rate):
+                best_rate, best_share = rate, share
+            if share <= max_busy:
+                break
+    blas_settle()
+    return best_rate, best_share
+
+
+def _sgemm_best(size: int, repeats: int) -> float:
+    from scipy.linalg.blas import sgemm
+
+    rng = np.random.default_rng(0)
+    a = np.asfortranarray(rng.standard_normal((size, size), dtype=np.float32))
+    b = np.asfortranarray(rng.standard_normal((size, size), dtype=np.float32))
+    c = np.zeros((size, size), dtype=np.float32, order="F")
+    best = float("inf")
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        sgemm(1.0, a, b, beta=0.0, c=c, overwrite_c=True)
+        if i:
+            best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def blas_libraries() -> list[dict[str, object]]:
+    """The BLAS libraries loaded (threadpoolctl): which, version, kernel architecture, threads."""
+    keys = ("internal_api", "prefix", "version", "architecture", "threading_layer", "num_threads")
+    return [{k: lib.get(k) for k in keys} for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def machine_info(threads: int) -> dict[str, object]:
+    """Everything needed to read the results later (and to spot a noisy run)."""
+    flags = cpu_flags()
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "avx512f": "avx512f" in flags,
+        "avx2": "avx2" in flags,
+        "load_average_1min": os.getloadavg()[0],
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "blas": blas_libraries(),
+    }
+
+
+def blas_warning(info: dict[str, object]) -> str | None:
+    """A note when OpenBLAS runs narrower kernels than the CPU has (e.g. forced to Haswell)."""
+    archs = {str(lib.get("architecture")) for lib in info["blas"]}  # type: ignore[union-attr]
+    if info["avx512f"] and archs & {"Haswell", "Zen", "Sandybridge"}:
+        forced = info["OPENBLAS_CORETYPE"]
+        why = f" (OPENBLAS_CORETYPE={forced})" if forced else ""
+        return (
+            f"OpenBLAS uses its {'/'.join(sorted(archs))} (AVX2) kernels{why} on a CPU with "
+            "AVX-512, so the sgemm peak and every BLAS-bound minidl figure are about half of "
+            "what the CPU can do, while PyTorch (oneDNN) uses AVX-512."
+        )
+    return None
+
+
+# ---- how busy the rest of the machine was -------------------------------------------------
+@dataclass(frozen=True)
+class CpuSnapshot:
+    wall: float  # seconds
+    busy: float  # CPU seconds the whole machine spent busy (or stolen by the hypervisor)
+    own: float  # CPU seconds of this process and its waited-for children
+
+
+def cpu_snapshot() -> CpuSnapshot | None:
+    """None where /proc/stat is unavailable (not Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    own = t.user + t.system + t.children_user + t.children_system
+    busy = (user + nice + system + irq + softirq + steal) / tick
+    return CpuSnapshot(time.perf_counter(), busy, own)
+
+
+def foreign_cpu_share(start: CpuSnapshot | None, end: CpuSnapshot | None) -> float | None:
+    """Share of the machine's CPU time that other processes (and steal) took between the two."""
+    if start is None or end is None or end.wall <= start.wall:
+        return None
+    foreign = (end.busy - start.busy) - (end.own - start.own)
+    return max(0.0, foreign) / ((end.wall - start.wall) * (os.cpu_count() or 1))

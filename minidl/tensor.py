@@ -267,13 +267,15 @@ class Tensor:
         return order
 
     def _accumulate(self, g: np.ndarray) -> None:
-        g = np.asarray(g, dtype=self.data.dtype)
+        """Add ``g`` into ``.grad``: one fresh array (``g`` may be shared with other nodes),
+        wrapped without a second copy."""
         if g.shape != self.data.shape:
             g = np.broadcast_to(g, self.data.shape)
         if self.grad is None:
-            self.grad = Tensor(np.array(g, copy=True))
+            total = np.array(g, dtype=self.data.dtype, copy=True)
         else:
-            self.grad = Tensor(self.grad.data + g)
+            total = np.add(self.grad.data, g, dtype=self.data.dtype)
+        self.grad = _result(total, (), _freed)
 
     # ---- arithmetic ---------------------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:

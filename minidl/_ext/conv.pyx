@@ -105,11 +105,9 @@ def _float_arrays(**arrays):
     """The named arrays as C-contiguous 5-D arrays of one floating dtype."""
     out = {name: np.asarray(a) for name, a in arrays.items()}
     dtypes = {a.dtype for a in out.values()}
-    desc = ", ".join(f"{name}: {a.dtype}" for name, a in out.items())
-    if len(dtypes) != 1:
-        raise TypeError(f"all arrays must have the same dtype, got {desc}")
-    if dtypes.pop() not in (np.float32, np.float64):
-        raise TypeError(f"arrays must be float32 or float64, got {desc}")
+    if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
+        desc = ", ".join(f"{name}: {a.dtype}" for name, a in out.items())
+        raise TypeError(f"arrays must all be float32 or all float64, got {desc}")
     for name, a in out.items():
         if a.ndim != 5:
             raise ValueError(f"{name} must be 5-D, got shape {a.shape}")

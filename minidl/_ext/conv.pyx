@@ -107,7 +107,7 @@ def _float_arrays(**arrays):
     dtypes = {a.dtype for a in out.values()}
     if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
         desc = ", ".join(f"{name}: {a.dtype}" for name, a in out.items())
-        raise TypeError(f"arrays must all be float32 or all float64, got {desc}")
+        raise TypeError(f"arrays must be float32 or float64, all of one dtype, got {desc}")
     for name, a in out.items():
         if a.ndim != 5:
             raise ValueError(f"{name} must be 5-D, got shape {a.shape}")

@@ -263,3 +263,27 @@ def test_unallocatable_sizes_raise_cleanly():
     w = minidl.tensor(np.zeros((1, 1, 1, 1), np.float32))
     with pytest.raises((MemoryError, ValueError)):
         F.conv_transpose2d(huge, w, stride=(2**31, 2**31), output_padding=(2**31 - 1, 2**31 - 1))
+
+
+def test_conv_transpose_takes_the_shared_winograd_dispatch_and_matches_torch(torch):
+    """A 3x3 stride-1 transposed conv with many channels runs its forward on the Winograd
+    backward-data path, its dx on the Winograd forward, and still equals PyTorch."""
+    from minidl.nn import _conv_functional
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 64, 9, 11)).astype(np.float32)
+    w = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
+    r = rng.standard_normal((2, 64, 9, 11)).astype(np.float32)
+    before = dict(_conv_functional.winograd_calls)
+    mx, mw = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
+    (F.conv_transpose2d(mx, mw, padding=1) * minidl.tensor(r)).sum().backward()
+    assert _conv_functional.winograd_calls["data"] > before["data"]
+    assert _conv_functional.winograd_calls["forward"] > before["forward"]
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv_transpose2d(tx, tw, padding=1)
+    (ty * torch.tensor(r)).sum().backward()
+    np.testing.assert_allclose(
+        F.conv_transpose2d(minidl.tensor(x), minidl.tensor(w), padding=1).numpy(),
+        ty.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mw.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-5)

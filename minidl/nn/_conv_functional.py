@@ -185,56 +185,56 @@ def _use_winograd(kind, x_shape, w_shape, stride, dilation, before, after, group
     )
 
 
-def _conv5d(x: Tensor, w: Tensor, stride, dilation, before, after, groups) -> Tensor:
-    """y = conv(x, w); the three primitives (or Winograd where it pays) give y, dx and dw."""
-    xd, wd = x.data, w.data
-    args = (xd.shape, wd.shape, stride, dilation, before, after, groups)
-    if _use_winograd("forward", *args):
+def _forward(xd, wd, stride, dilation, before, after, groups) -> np.ndarray:
+    args = (stride, dilation, before, after, groups)
+    if _use_winograd("forward", xd.shape, wd.shape, *args):
         winograd_calls["forward"] += 1
-        y = _winograd.conv3x3_forward(xd, wd, before[1:], after[1:], _WINOGRAD_TILE)
-    else:
-        y = _kernels.conv_forward(xd, wd, stride, dilation, before, after, groups)
+        return _winograd.conv3x3_forward(xd, wd, before[1:], after[1:], _WINOGRAD_TILE)
+    return _kernels.conv_forward(xd, wd, *args)
+
+
+def _backward_data(g, wd, x_shape, stride, dilation, before, after, groups) -> np.ndarray:
+    args = (stride, dilation, before, after, groups)
+    if _use_winograd("data", x_shape, wd.shape, *args):
+        winograd_calls["data"] += 1
+        return _winograd.conv3x3_backward_data(
+            g, wd, x_shape[3:], before[1:], after[1:], _WINOGRAD_TILE
+        )
+    return _kernels.conv_backward_data(g, wd, x_shape[2:], *args)
+
+
+def _backward_weight(xd, g, w_shape, stride, dilation, before, after, groups) -> np.ndarray:
+    args = (stride, dilation, before, after, groups)
+    if _use_winograd("weight", xd.shape, w_shape, *args):
+        winograd_calls["weight"] += 1
+        return _winograd.conv3x3_backward_weight(xd, g, before[1:], after[1:], _WINOGRAD_TILE)
+    return _kernels.conv_backward_weight(xd, g, w_shape[2:], *args)
+
+
+def _conv5d(x: Tensor, w: Tensor, *params) -> Tensor:
+    """y = conv(x, w); the three primitives (or Winograd where it pays) give y, dx and dw.
+    ``params`` = (stride, dilation, before, after, groups)."""
+    xd, wd = x.data, w.data
+    y = _forward(xd, wd, *params)
 
     def backward(g):
-        gx = gw = None
-        if x.requires_grad:
-            if _use_winograd("data", *args):
-                winograd_calls["data"] += 1
-                gx = _winograd.conv3x3_backward_data(
-                    g, wd, xd.shape[3:], before[1:], after[1:], _WINOGRAD_TILE
-                )
-            else:
-                gx = _kernels.conv_backward_data(
-                    g, wd, xd.shape[2:], stride, dilation, before, after, groups
-                )
-        if w.requires_grad:
-            if _use_winograd("weight", *args):
-                winograd_calls["weight"] += 1
-                gw = _winograd.conv3x3_backward_weight(
-                    xd, g, before[1:], after[1:], _WINOGRAD_TILE
-                )
-            else:
-                gw = _kernels.conv_backward_weight(
-                    xd, g, wd.shape[2:], stride, dilation, before, after, groups
-                )
+        gx = _backward_data(g, wd, xd.shape, *params) if x.requires_grad else None
+        gw = _backward_weight(xd, g, wd.shape, *params) if w.requires_grad else None
         return gx, gw
 
     return _result(y, (x, w), backward)
 
 
-def _conv_transpose5d(x: Tensor, w: Tensor, out_size, stride, dilation, before, after, groups):
+def _conv_transpose5d(x: Tensor, w: Tensor, out_size, *params) -> Tensor:
     """y = conv_transpose(x, w): the backward-data of a conv from ``out_size`` to x's size."""
     xd, wd = x.data, w.data
-    y = _kernels.conv_backward_data(xd, wd, out_size, stride, dilation, before, after, groups)
+    y_shape = (xd.shape[0], wd.shape[1] * params[-1]) + tuple(out_size)
+    y = _backward_data(xd, wd, y_shape, *params)
 
     def backward(g):
-        gx = gw = None
-        if x.requires_grad:
-            gx = _kernels.conv_forward(g, wd, stride, dilation, before, after, groups)
-        if w.requires_grad:  # roles swapped: g plays the conv's input, x its output gradient
-            gw = _kernels.conv_backward_weight(
-                g, xd, wd.shape[2:], stride, dilation, before, after, groups
-            )
+        gx = _forward(g, wd, *params) if x.requires_grad else None
+        # roles swapped: g plays the conv's input, x its output gradient
+        gw = _backward_weight(g, xd, wd.shape, *params) if w.requires_grad else None
         return gx, gw
 
     return _result(y, (x, w), backward)

@@ -4,6 +4,8 @@ Every ``minidl/_ext/*.pyx`` becomes an extension module compiled with -O3 and Op
 Environment switches (for development):
   MINIDL_DEBUG=1      bounds checks and wraparound on, -O0 -g (find an out-of-range index)
   MINIDL_ONLY=a,b     build only these modules (e.g. MINIDL_ONLY=pool while editing pool.pyx)
+  MINIDL_PORTABLE=1   no -march=native: a build that runs on any x86-64 (slower: the direct
+                      conv kernel in direct.pyx then falls back to im2col + BLAS)
 """
 
 import os
@@ -16,6 +18,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("MINIDL_DEBUG") == "1"
+PORTABLE = os.environ.get("MINIDL_PORTABLE") == "1"
 ONLY = {name for name in os.environ.get("MINIDL_ONLY", "").split(",") if name}
 
 if sys.platform == "win32":
@@ -24,6 +27,9 @@ elif DEBUG:
     compile_args, link_args = ["-O0", "-g", "-fopenmp"], ["-fopenmp"]
 else:
     compile_args, link_args = ["-O3", "-fopenmp"], ["-fopenmp"]
+if sys.platform != "win32" and not PORTABLE:
+    # minidl builds from source on the machine that runs it: use all its vector instructions
+    compile_args.append("-march=native")
 
 extensions = [
     Extension(

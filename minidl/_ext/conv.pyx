@@ -45,6 +45,8 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+from minidl._ext import direct
+
 # Bytes of column buffer per work item.  Forward / backward-weight unfold a tile of ~1 MiB: BLAS
 # is already at its single-thread peak there and the tile stays in L2.  Backward-data wants
 # wider GEMMs (n = channels * kvol): ~15% faster BLAS with 4 MiB blocks than with 1 MiB.
@@ -225,7 +227,7 @@ cdef class _Geometry:
             raise ValueError("convolution too large for 32-bit BLAS dimensions")
 
     @property
-    def direct(self):
+    def depthwise(self):
         """Depthwise with a multiplier of 1 or 2: the direct kernel beats im2col + GEMM.
 
         From a multiplier of 4 on, (multiplier x kvol) @ (kvol x P) is wide enough for BLAS to
@@ -233,6 +235,18 @@ cdef class _Geometry:
         is 1.7x faster as a GEMM).
         """
         return self.g.Cg == 1 and self.g.Og <= 2
+
+
+def _use_direct(_Geometry geo, dtype) -> bool:
+    """float32, stride 1, an AVX-512 build: the direct kernel (direct.pyx) beats im2col + GEMM.
+
+    Not for 1x1 kernels (already a plain GEMM on x) nor depthwise (its own kernel below)."""
+    cdef const Geom* g = &geo.g
+    stride_one = g.stride[0] == 1 and g.stride[1] == 1 and g.stride[2] == 1
+    return (
+        dtype == np.float32 and stride_one and not g.pointwise and not geo.depthwise
+        and direct.available()
+    )
 
 
 def _per_thread(nt, n, dtype, zero=False):
@@ -620,9 +634,11 @@ def conv_forward(x, w, stride, dilation, pad_before, pad_after, groups) -> np.nd
         N, C, O, groups, x.shape[2:], out, w.shape[2:], stride, dilation, pad_before, pad_after
     )
     nt = _num_threads
-    if geo.direct:
+    if geo.depthwise:
         _depthwise_forward(geo, x.reshape(-1), w.reshape(-1), y.reshape(-1), nt)
         return y
+    if _use_direct(geo, x.dtype):
+        return direct.forward(x, w, dilation, pad_before, pad_after, groups, nt)
     rows = _tile(geo.g.R, geo.g.K * out[2] * x.itemsize, N * groups, nt, _TILE_BYTES)
     cols = _per_thread(nt, 0 if geo.g.pointwise else geo.g.K * rows * out[2], x.dtype)
     with _single_threaded_blas():
@@ -657,9 +673,20 @@ def conv_backward_data(dy, w, input_size, stride, dilation, pad_before, pad_afte
         N, C, O, groups, input_size, out, w.shape[2:], stride, dilation, pad_before, pad_after
     )
     nt = _num_threads
-    if geo.direct:
+    if geo.depthwise:
         _depthwise_data(geo, dy.reshape(-1), w.reshape(-1), dx.reshape(-1), nt)
         return dx
+    if _use_direct(geo, dy.dtype):
+        # a stride-1 backward-data is the forward conv of dy padded by (k - 1) * d - pad with
+        # the flipped weight, input and output channels swapped within each group
+        extent = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
+        before = [e - b for e, b in zip(extent, pad_before)]
+        after = [i - o + b for i, o, b in zip(input_size, out, pad_before)]
+        if min(before) >= 0 and min(after) >= 0:
+            O_g = O // groups
+            w_t = w.reshape((groups, O_g, C // groups) + w.shape[2:]).swapaxes(1, 2)
+            w_t = w_t.reshape((C, O_g) + w.shape[2:])[:, :, ::-1, ::-1, ::-1]
+            return direct.forward(dy, w_t, dilation, before, after, groups, nt)
     chans = _tile(geo.g.Cg, geo.g.kvol * geo.g.P * dy.itemsize, N * groups, nt, _BLOCK_BYTES)
     cols = _per_thread(nt, 0 if geo.g.pointwise else chans * geo.g.kvol * geo.g.P, dy.dtype)
     with _single_threaded_blas():
@@ -690,7 +717,7 @@ def conv_backward_weight(x, dy, kernel_size, stride, dilation, pad_before, pad_a
     nt = _num_threads
     K = geo.g.K
     acc = _per_thread(nt, O * K, x.dtype, zero=True)  # one dw accumulator per thread
-    if geo.direct:
+    if geo.depthwise:
         acc_rows = _per_thread(nt, out[2], x.dtype)
         _depthwise_weight(geo, x.reshape(-1), dy.reshape(-1), acc, acc_rows, nt)
         dw = acc[:, : O * K].sum(axis=0)

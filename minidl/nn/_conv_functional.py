@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._ext import conv as _kernels
+from .._ext import direct as _direct
 from .._ext import winograd as _winograd
 from ..tensor import Tensor, _result
 
@@ -159,7 +160,10 @@ def _check_fits(op: str, size: tuple, before: tuple, after: tuple, kernel: tuple
 #                  channels as forward
 #   backward-wgt   8x32x56x56 6.1 -> 6.8, 8x64x56x56 20 -> 19, 8x128x28x28 19 -> 14,
 #                  F.conv2d fwd+bwd 8x256x14x14 44 -> 38 (with vs without Winograd dw)
-# hence the channel thresholds (min of in and out channels). F(4x4, 3x3) (tile 4) is
+# hence the channel thresholds (min of in and out channels). In an AVX-512 build the direct
+# kernel (minidl/_ext/direct.pyx) is faster still for a float32 forward and backward-data
+# (8x64x56x56: 6.0 and 5.1 ms vs Winograd 8.1 and 8.1, 2 threads), so there Winograd only
+# serves backward-weight and float64. F(4x4, 3x3) (tile 4) is
 # another 1.1-1.3x faster on 64 channels but its float32 error is ~20x the GEMM's (max |err|
 # ~1e-5 of max |y|, beyond rtol 1e-4 / atol 1e-5 on small outputs): opt-in only.
 _WINOGRAD_TILE = 2
@@ -169,11 +173,14 @@ _WINOGRAD_MIN_OUTPUT = 4  # output rows and columns
 winograd_calls = {"forward": 0, "data": 0, "weight": 0}
 
 
-def _use_winograd(kind, x_shape, w_shape, stride, dilation, before, after, groups) -> bool:
+def _use_winograd(kind, dtype, x_shape, w_shape, stride, dilation, before, after,
+                  groups) -> bool:
     """Winograd applies (2-D, 3x3, stride 1, dilation 1, groups 1, pads <= 2) and pays off."""
     out = [n + b + a - 2 for n, b, a in zip(x_shape[3:], before[1:], after[1:], strict=True)]
+    direct_wins = kind != "weight" and dtype == np.float32 and _direct.available()
     return (
-        groups == 1
+        not direct_wins
+        and groups == 1
         and tuple(w_shape[2:]) == (1, 3, 3)
         and x_shape[2] == 1
         and before[0] == after[0] == 0
@@ -187,7 +194,7 @@ def _use_winograd(kind, x_shape, w_shape, stride, dilation, before, after, group
 
 def _forward(xd, wd, stride, dilation, before, after, groups) -> np.ndarray:
     args = (stride, dilation, before, after, groups)
-    if _use_winograd("forward", xd.shape, wd.shape, *args):
+    if _use_winograd("forward", xd.dtype, xd.shape, wd.shape, *args):
         winograd_calls["forward"] += 1
         return _winograd.conv3x3_forward(xd, wd, before[1:], after[1:], _WINOGRAD_TILE)
     return _kernels.conv_forward(xd, wd, *args)
@@ -195,7 +202,7 @@ def _forward(xd, wd, stride, dilation, before, after, groups) -> np.ndarray:
 
 def _backward_data(g, wd, x_shape, stride, dilation, before, after, groups) -> np.ndarray:
     args = (stride, dilation, before, after, groups)
-    if _use_winograd("data", x_shape, wd.shape, *args):
+    if _use_winograd("data", g.dtype, x_shape, wd.shape, *args):
         winograd_calls["data"] += 1
         return _winograd.conv3x3_backward_data(
             g, wd, x_shape[3:], before[1:], after[1:], _WINOGRAD_TILE
@@ -205,7 +212,7 @@ def _backward_data(g, wd, x_shape, stride, dilation, before, after, groups) -> n
 
 def _backward_weight(xd, g, w_shape, stride, dilation, before, after, groups) -> np.ndarray:
     args = (stride, dilation, before, after, groups)
-    if _use_winograd("weight", xd.shape, w_shape, *args):
+    if _use_winograd("weight", xd.dtype, xd.shape, w_shape, *args):
         winograd_calls["weight"] += 1
         return _winograd.conv3x3_backward_weight(xd, g, before[1:], after[1:], _WINOGRAD_TILE)
     return _kernels.conv_backward_weight(xd, g, w_shape[2:], *args)

@@ -266,9 +266,9 @@ def test_unallocatable_sizes_raise_cleanly():
 
 
 def test_conv_transpose_takes_the_shared_winograd_dispatch_and_matches_torch(torch):
-    """A 3x3 stride-1 transposed conv with many channels takes the conv's dispatch: its dw
-    runs on the Winograd backward-weight (its forward and dx on Winograd's backward-data and
-    forward too, unless an AVX-512 build's direct kernel takes those), equal to PyTorch."""
+    """A 3x3 stride-1 transposed conv with many channels takes the conv's dispatch: its
+    forward, dx and dw run on Winograd's backward-data, forward and backward-weight (unless
+    an AVX-512 build's direct kernels take all three), and equal PyTorch."""
     from minidl._ext import direct
     from minidl.nn import _conv_functional
 
@@ -280,10 +280,8 @@ def test_conv_transpose_takes_the_shared_winograd_dispatch_and_matches_torch(tor
     mx, mw = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
     (F.conv_transpose2d(mx, mw, padding=1) * minidl.tensor(r)).sum().backward()
     calls = _conv_functional.winograd_calls
-    assert calls["weight"] == before["weight"] + 1
     expected = 0 if direct.available() else 1
-    assert calls["data"] == before["data"] + expected
-    assert calls["forward"] == before["forward"] + expected
+    assert all(calls[kind] == before[kind] + expected for kind in ("forward", "data", "weight"))
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ty = torch.nn.functional.conv_transpose2d(tx, tw, padding=1)
     (ty * torch.tensor(r)).sum().backward()

@@ -73,12 +73,29 @@ def test_block_reading_past_the_last_plane():
         np.testing.assert_array_equal(y, x)
 
 
-def test_dispatch_is_used_by_conv_forward():
-    """In an AVX-512 build conv_forward of a float32 stride-1 conv is the direct kernel's
-    result bit for bit; otherwise the check does not apply (nothing to dispatch to)."""
+def test_dispatch_in_conv_forward_and_backward_weight():
+    """In an AVX-512 build conv_forward and conv_backward_weight of a float32 stride-1 conv
+    give the direct kernels' results bit for bit; in other builds im2col + GEMM's."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 6, 1, 14, 14)).astype(np.float32)
     w = rng.standard_normal((16, 6, 1, 5, 5)).astype(np.float32)
-    y = conv.conv_forward(x, w, ONE, ONE, (0, 0, 0), (0, 0, 0), 1)
-    y_direct = direct.forward(x, w, ONE, (0, 0, 0), (0, 0, 0), 1, conv.get_num_threads())
-    assert np.array_equal(y, y_direct) == direct.available()
+    zero, nt = (0, 0, 0), conv.get_num_threads()
+    y = conv.conv_forward(x, w, ONE, ONE, zero, zero, 1)
+    assert np.array_equal(y, direct.forward(x, w, ONE, zero, zero, 1, nt)) == direct.available()
+    dw = conv.conv_backward_weight(x, y, w.shape[2:], ONE, ONE, zero, zero, 1)
+    dw_direct = direct.weight(x, y, w.shape[2:], ONE, zero, zero, 1, nt)
+    assert np.array_equal(dw, dw_direct) == direct.available()
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_direct_weight_matches_reference(seed):
+    x_shape, w_shape, dilation, before, after, groups = random_stride1_config(seed)
+    rng = np.random.default_rng(seed + 3)
+    out = ref._output_size(x_shape[2:], w_shape[2:], ONE, dilation, before, after)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    dy = rng.standard_normal((x_shape[0], w_shape[0]) + out).astype(np.float32)
+    dw = direct.weight(x, dy, w_shape[2:], dilation, before, after, groups, 2)
+    expected = ref.conv_backward_weight(x, dy, w_shape[2:], ONE, dilation, before, after,
+                                        groups)
+    assert dw.shape == expected.shape and dw.dtype == np.float32
+    np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)

@@ -238,7 +238,8 @@ cdef class _Geometry:
 
 
 def _use_direct(_Geometry geo, dtype) -> bool:
-    """float32, stride 1, an AVX-512 build: the direct kernel (direct.pyx) beats im2col + GEMM.
+    """float32, stride 1, an AVX-512 build: the direct kernels (direct.pyx) beat im2col + GEMM
+    in all three primitives.
 
     Not for 1x1 kernels (already a plain GEMM on x) nor depthwise (its own kernel below)."""
     cdef const Geom* g = &geo.g
@@ -716,6 +717,8 @@ def conv_backward_weight(x, dy, kernel_size, stride, dilation, pad_before, pad_a
     )
     nt = _num_threads
     K = geo.g.K
+    if _use_direct(geo, x.dtype):
+        return direct.weight(x, dy, kernel_size, dilation, pad_before, pad_after, groups, nt)
     acc = _per_thread(nt, O * K, x.dtype, zero=True)  # one dw accumulator per thread
     if geo.depthwise:
         acc_rows = _per_thread(nt, out[2], x.dtype)

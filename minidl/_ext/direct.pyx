@@ -40,6 +40,11 @@ cdef extern from *:
     #endif
     #define MINIDL_CB 4
     #define MINIDL_BLOCK (MINIDL_VW * MINIDL_NV)
+    #if MINIDL_VW >= 16
+    #define MINIDL_WT 12
+    #else
+    #define MINIDL_WT 4
+    #endif
     /* aligned(4): loads at any float offset */
     typedef float minidl_vf __attribute__((vector_size(4 * MINIDL_VW), aligned(4)));
 
@@ -62,13 +67,45 @@ cdef extern from *:
             for (int v = 0; v < MINIDL_NV; v++)
                 *(minidl_vf*)(out + j * ldo + MINIDL_VW * v) = acc[j][v];
     }
+
+    /* dw[u * ldw + v * VW + lane] += sum over q < n of x[off[u] + q] * dyt[q * ldd + v * VW + lane]
+       for u < WT taps and v < nv (1 or 2) vectors of output channels: an outer-product
+       update, dy transposed so that a position's output channels are one vector. */
+    static inline __attribute__((always_inline)) void
+    minidl_weight_kernel(const float* x, const Py_ssize_t* off, const float* dyt,
+                         Py_ssize_t ldd, Py_ssize_t n, float* dw, Py_ssize_t ldw, const int nv)
+    {
+        minidl_vf a[MINIDL_WT][2] = {{{0}}};  /* this chunk's sums, then added to dw: blocked
+                                                 summation, shorter float32 rounding chains */
+        for (Py_ssize_t q = 0; q < n; q++) {
+            minidl_vf d[2];
+            for (int v = 0; v < nv; v++) d[v] = *(const minidl_vf*)(dyt + q * ldd + MINIDL_VW * v);
+            for (int u = 0; u < MINIDL_WT; u++) {
+                float s = x[off[u] + q];
+                for (int v = 0; v < nv; v++) a[u][v] += s * d[v];
+            }
+        }
+        for (int u = 0; u < MINIDL_WT; u++)
+            for (int v = 0; v < nv; v++) *(minidl_vf*)(dw + u * ldw + MINIDL_VW * v) += a[u][v];
+    }
+    static void minidl_weight_block(const float* x, const Py_ssize_t* off, const float* dyt,
+                                    Py_ssize_t ldd, Py_ssize_t n, float* dw, Py_ssize_t ldw,
+                                    int nv)
+    {
+        if (nv == 2) minidl_weight_kernel(x, off, dyt, ldd, n, dw, ldw, 2);
+        else minidl_weight_kernel(x, off, dyt, ldd, n, dw, ldw, 1);
+    }
     """
     enum: MINIDL_VW
     enum: MINIDL_NV
     enum: MINIDL_CB
     enum: MINIDL_BLOCK
+    enum: MINIDL_WT
     void minidl_direct_block(const float* x, const Py_ssize_t* off, const float* w,
                              Py_ssize_t taps, float* out, Py_ssize_t ldo) noexcept nogil
+    void minidl_weight_block(const float* x, const Py_ssize_t* off, const float* dyt,
+                             Py_ssize_t ldd, Py_ssize_t n, float* dw, Py_ssize_t ldw,
+                             int nv) noexcept nogil
 
 VECTOR_WIDTH = MINIDL_VW  # floats per SIMD vector in this build
 _BLOCK = MINIDL_BLOCK  # output positions per kernel call
@@ -83,10 +120,39 @@ def available() -> bool:
 
 cdef struct Grid:
     Py_ssize_t N, C, G, Cg, Og, Opad    # Opad: Og rounded up to CB
-    Py_ssize_t plane                    # Dp * Hp * Wp, one padded input channel
+    Py_ssize_t plane                    # Dp * Hp * Wp, one padded input plane
     Py_ssize_t Hp, Wp, oD, oH, oW, P    # P = oD * oH * oW
     Py_ssize_t taps                     # Cg * kvol
-    Py_ssize_t n_blocks                 # blocks of _BLOCK grid positions per (image, group)
+    Py_ssize_t length                   # grid positions: (N - 1) * plane + last output + 1
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return (a + b - 1) // b
+
+
+def _round_up(a: int, b: int) -> int:
+    return _ceil_div(a, b) * b
+
+
+def _sizes(x_shape, kernel, dilation, pad_before, pad_after) -> tuple:
+    """The padded input size and the output size of a stride-1 conv."""
+    padded = tuple(s + b + a for s, b, a in zip(x_shape[2:], pad_before, pad_after))
+    out = tuple(p - d * (k - 1) for p, d, k in zip(padded, dilation, kernel))
+    return padded, out
+
+
+cdef Grid make_grid(x_shape, O, kernel, padded, out, groups):
+    N, C = x_shape[:2]
+    cdef Grid g
+    g.N, g.C, g.G, g.Cg, g.Og = N, C, groups, C // groups, O // groups
+    g.Opad = (g.Og + MINIDL_CB - 1) // MINIDL_CB * MINIDL_CB
+    g.Hp, g.Wp = padded[1], padded[2]
+    g.plane = padded[0] * padded[1] * padded[2]
+    g.oD, g.oH, g.oW = out
+    g.P = out[0] * out[1] * out[2]
+    g.taps = g.Cg * kernel[0] * kernel[1] * kernel[2]
+    g.length = (N - 1) * g.plane + ((out[0] - 1) * g.Hp + out[1] - 1) * g.Wp + out[2]
+    return g
 
 
 cdef void pad_plane(const float* src, float* dst, Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
@@ -100,48 +166,72 @@ cdef void pad_plane(const float* src, float* dst, Py_ssize_t D, Py_ssize_t H, Py
                    W * sizeof(float))
 
 
-cdef void run_block(const Grid* g, const float* xp, const Py_ssize_t* off, const float* wp,
-                    float* y, float* tile, Py_ssize_t item) noexcept nogil:
-    """All output channels of one group of one image at one block of grid positions."""
-    cdef Py_ssize_t blk = item % g.n_blocks, grp = (item // g.n_blocks) % g.G
-    cdef Py_ssize_t n = item // g.n_blocks // g.G
-    cdef Py_ssize_t q0 = blk * MINIDL_BLOCK, ob, i, q, od, oh, ow, co, n_real = 0
-    cdef Py_ssize_t lane[64]  # the real outputs among the positions: 64 >= MINIDL_BLOCK
-    cdef Py_ssize_t pos[64]
-    cdef const float* x = xp + (n * g.C + grp * g.Cg) * g.plane + q0
-    cdef const float* w = wp + grp * g.Opad * g.taps
-    cdef float* yg = y + (n * g.G + grp) * g.Og * g.P
-    for ob in range(g.Opad // MINIDL_CB):
-        minidl_direct_block(x, off, w + ob * MINIDL_CB * g.taps, g.taps,
-                            tile + ob * MINIDL_CB * MINIDL_BLOCK, MINIDL_BLOCK)
-    for i in range(MINIDL_BLOCK):
-        q = q0 + i
-        ow = q % g.Wp
-        oh = q // g.Wp % g.Hp
-        od = q // g.Wp // g.Hp
-        if ow < g.oW and oh < g.oH and od < g.oD:
-            lane[n_real] = i
-            pos[n_real] = (od * g.oH + oh) * g.oW + ow
-            n_real += 1
-    for co in range(g.Og):
-        for i in range(n_real):
-            yg[co * g.P + pos[i]] = tile[co * MINIDL_BLOCK + lane[i]]
-
-
-def _pad(const float[::1] x, float[::1] xp, Py_ssize_t n_planes, shape, padded, before,
-         int nt):
+def _pad(const float[::1] x, float[::1] xp, Py_ssize_t N, Py_ssize_t C, shape, padded,
+         before, int nt):
     cdef Py_ssize_t item, D = shape[0], H = shape[1], W = shape[2]
     cdef Py_ssize_t Hp = padded[1], Wp = padded[2], pd = before[0], ph = before[1], pw = before[2]
     cdef Py_ssize_t plane_in = D * H * W, plane = padded[0] * Hp * Wp
-    for item in prange(n_planes, nogil=True, num_threads=nt, schedule="static"):
-        pad_plane(&x[item * plane_in], &xp[item * plane], D, H, W, Hp, Wp, pd, ph, pw)
+    for item in prange(N * C, nogil=True, num_threads=nt, schedule="static"):
+        # x plane (n, c) goes to (c, n): channel-major
+        pad_plane(&x[item * plane_in], &xp[(item % C * N + item // C) * plane], D, H, W, Hp,
+                  Wp, pd, ph, pw)
 
 
-cdef _run(Grid g, const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] wp,
-          float[::1] y, float[:, ::1] tiles, int nt):
-    cdef Py_ssize_t item
-    for item in prange(g.N * g.G * g.n_blocks, nogil=True, num_threads=nt, schedule="dynamic"):
-        run_block(&g, &xp[0], &off[0], &wp[0], &y[0], &tiles[threadid(), 0], item)
+def _padded_input(x, padded, pad_before, nt) -> np.ndarray:
+    """x zero-padded and channel-major, flat (C, N, Dp, Hp, Wp), with _BLOCK zeros after the
+    last plane: the kernels' last block of positions reads up to that far past it."""
+    N, C = x.shape[:2]
+    xp = np.zeros(C * N * padded[0] * padded[1] * padded[2] + _BLOCK, np.float32)
+    _pad(x.reshape(-1), xp, N, C, x.shape[2:], padded, pad_before, nt)
+    return xp
+
+
+def _tap_offsets(N, Cg, kernel, dilation, padded) -> np.ndarray:
+    """off[t] for taps t = (c, kd, kh, kw) in weight order: where tap t reads in the
+    channel-major padded input, relative to the grid position q."""
+    Dp, Hp, Wp = padded
+    c, kd, kh, kw = np.meshgrid(*(np.arange(n) for n in (Cg,) + tuple(kernel)), indexing="ij")
+    off = ((c * N * Dp + kd * dilation[0]) * Hp + kh * dilation[1]) * Wp + kw * dilation[2]
+    return off.reshape(-1).astype(np.intp)
+
+
+# ---- forward -------------------------------------------------------------------------------
+
+cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, const float* wp,
+                        float* y, float* tile, Py_ssize_t item) noexcept nogil:
+    """All output channels of one group at one block of grid positions (item = (group, block));
+    a block may span the end of one image and the start of the next."""
+    cdef Py_ssize_t n_blocks = (g.length + MINIDL_BLOCK - 1) // MINIDL_BLOCK
+    cdef Py_ssize_t grp = item // n_blocks, q0 = item % n_blocks * MINIDL_BLOCK
+    cdef Py_ssize_t ob, i, q, n, r, od, oh, ow, co, n_real = 0
+    cdef Py_ssize_t lane[64]  # the real outputs among the positions: 64 >= MINIDL_BLOCK
+    cdef Py_ssize_t dest[64]
+    cdef const float* w = wp + grp * g.Opad * g.taps
+    for ob in range(g.Opad // MINIDL_CB):
+        minidl_direct_block(xp + grp * g.Cg * g.N * g.plane + q0, off,
+                            w + ob * MINIDL_CB * g.taps, g.taps,
+                            tile + ob * MINIDL_CB * MINIDL_BLOCK, MINIDL_BLOCK)
+    for i in range(min(MINIDL_BLOCK, g.length - q0)):
+        q = q0 + i
+        n = q // g.plane
+        r = q - n * g.plane
+        ow = r % g.Wp
+        oh = r // g.Wp % g.Hp
+        od = r // g.Wp // g.Hp
+        if ow < g.oW and oh < g.oH and od < g.oD:
+            lane[n_real] = i
+            dest[n_real] = (n * g.G + grp) * g.Og * g.P + (od * g.oH + oh) * g.oW + ow
+            n_real += 1
+    for co in range(g.Og):
+        for i in range(n_real):
+            y[dest[i] + co * g.P] = tile[co * MINIDL_BLOCK + lane[i]]
+
+
+cdef _run_forward(Grid g, const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] wp,
+                  float[::1] y, float[:, ::1] tiles, int nt):
+    cdef Py_ssize_t item, n_blocks = (g.length + MINIDL_BLOCK - 1) // MINIDL_BLOCK
+    for item in prange(g.G * n_blocks, nogil=True, num_threads=nt, schedule="dynamic"):
+        forward_block(&g, &xp[0], &off[0], &wp[0], &y[0], &tiles[threadid(), 0], item)
 
 
 def forward(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after, groups: int,
@@ -149,39 +239,15 @@ def forward(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after, group
     """Stride-1 conv of float32 x (N, C, D, H, W) with w (O, C/groups, kD, kH, kW).
 
     The caller (conv.pyx) has validated the shapes and parameters."""
-    N, C = x.shape[:2]
-    O, Cg = w.shape[:2]
-    kernel = w.shape[2:]
-    padded = tuple(s + b + a for s, b, a in zip(x.shape[2:], pad_before, pad_after))
-    out = tuple(p - d * (k - 1) for p, d, k in zip(padded, dilation, kernel))
+    N, O = x.shape[0], w.shape[0]
+    padded, out = _sizes(x.shape, w.shape[2:], dilation, pad_before, pad_after)
+    cdef Grid g = make_grid(x.shape, O, w.shape[2:], padded, out, groups)
     y = np.empty((N, O) + out, np.float32)
-
-    cdef Grid g
-    g.N, g.C, g.G, g.Cg, g.Og = N, C, groups, Cg, O // groups
-    g.Opad = -(-g.Og // _CB) * _CB
-    g.Hp, g.Wp = padded[1], padded[2]
-    g.plane = padded[0] * padded[1] * padded[2]
-    g.oD, g.oH, g.oW = out
-    g.P = out[0] * out[1] * out[2]
-    g.taps = Cg * kernel[0] * kernel[1] * kernel[2]
-    last = ((out[0] - 1) * g.Hp + out[1] - 1) * g.Wp + out[2]  # one past the last real output
-    g.n_blocks = -(-last // _BLOCK)
-
-    # the last block may read up to _BLOCK floats past the last plane: zeros
-    xp = np.zeros(N * C * g.plane + _BLOCK, np.float32)
-    _pad(x.reshape(-1), xp, N * C, x.shape[2:], padded, pad_before, nt)
-    wp = _pack_weight(w, groups, g.Opad)
-    _run(g, xp, _tap_offsets(Cg, kernel, dilation, padded), wp, y.reshape(-1),
-         np.empty((nt, g.Opad * _BLOCK), np.float32), nt)
+    xp = _padded_input(x, padded, pad_before, nt)
+    off = _tap_offsets(N, g.Cg, w.shape[2:], dilation, padded)
+    _run_forward(g, xp, off, _pack_weight(w, groups, g.Opad), y.reshape(-1),
+                 np.empty((nt, g.Opad * _BLOCK), np.float32), nt)
     return y
-
-
-def _tap_offsets(Cg, kernel, dilation, padded) -> np.ndarray:
-    """off[t] for taps t = (c, kd, kh, kw) in weight order: where tap t reads, relative to q."""
-    Dp, Hp, Wp = padded
-    c, kd, kh, kw = np.meshgrid(*(np.arange(n) for n in (Cg,) + tuple(kernel)), indexing="ij")
-    off = ((c * Dp + kd * dilation[0]) * Hp + kh * dilation[1]) * Wp + kw * dilation[2]
-    return off.reshape(-1).astype(np.intp)
 
 
 def _pack_weight(w, groups, Opad) -> np.ndarray:
@@ -193,3 +259,60 @@ def _pack_weight(w, groups, Opad) -> np.ndarray:
     wg[:, : O // groups] = w.reshape(groups, O // groups, taps)
     packed = wg.reshape(groups, Opad // _CB, _CB, taps).transpose(0, 1, 3, 2)
     return np.ascontiguousarray(packed).reshape(-1)
+
+
+# ---- backward-weight -----------------------------------------------------------------------
+
+# Grid positions per work item of the backward-weight: the rows of dy^T and the window of x
+# that the item reads stay in L1/L2 while every (tap block, channel block) pair runs over them.
+_WEIGHT_CHUNK = 256
+
+
+def weight(x: np.ndarray, dy: np.ndarray, kernel, dilation, pad_before, pad_after,
+           groups: int, nt: int) -> np.ndarray:
+    """dw (O, C/groups, *kernel) of a stride-1 float32 conv, from x and dy (N, O, *out).
+
+    dw[o, t] = sum over grid positions q of dy^T[q, o] * x_pad[q + off[t]], with dy laid on
+    the grid transposed, (position, channel), zeros at the positions that are not outputs.
+    Each thread accumulates its own dw^T; they are summed at the end."""
+    N, O = dy.shape[:2]
+    padded, out = _sizes(x.shape, kernel, dilation, pad_before, pad_after)
+    cdef Grid g = make_grid(x.shape, O, kernel, padded, out, groups)
+    xp = _padded_input(x, padded, pad_before, nt)
+
+    # output channels in one vector (nv = 1) or blocks of two (nv = 2)
+    nv = 1 if g.Og <= VECTOR_WIDTH else 2
+    Opad = _round_up(g.Og, nv * VECTOR_WIDTH)
+    dyt = np.zeros((groups, N * g.plane + 1, Opad), np.float32)
+    view = dyt[:, : N * g.plane].reshape((groups, N) + padded + (Opad,))
+    view[:, :, : out[0], : out[1], : out[2], : g.Og] = (
+        dy.reshape((N, groups, g.Og) + out).transpose(1, 0, 3, 4, 5, 2)
+    )
+
+    taps_pad = _round_up(g.taps, MINIDL_WT)
+    off = np.zeros(taps_pad, np.intp)  # padding taps read x[q] into rows that are dropped
+    off[: g.taps] = _tap_offsets(N, g.Cg, kernel, dilation, padded)
+    chunks = max(_ceil_div(g.length, _WEIGHT_CHUNK), _ceil_div(2 * nt, groups))
+    acc = np.zeros((nt, groups, taps_pad, Opad), np.float32)  # dw^T per thread
+    _run_weight(xp, off, dyt.reshape(-1), Opad, nv, acc.reshape(nt, -1), g,
+                _ceil_div(g.length, chunks), nt)
+    dw_t = acc.sum(axis=0)[:, : g.taps, : g.Og]
+    return np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape((O, g.Cg) + tuple(kernel))
+
+
+cdef _run_weight(const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] dyt,
+                 Py_ssize_t Opad, int nv, float[:, ::1] acc, Grid g, Py_ssize_t chunk,
+                 int nt):
+    cdef Py_ssize_t item, grp, q0, ob, tb, taps_pad = off.shape[0]
+    cdef Py_ssize_t chunks = (g.length + chunk - 1) // chunk, width = nv * MINIDL_VW
+    for item in prange(g.G * chunks, nogil=True, num_threads=nt, schedule="dynamic"):
+        q0 = item % chunks * chunk
+        grp = item // chunks
+        for ob in range(Opad // width):
+            for tb in range(taps_pad // MINIDL_WT):
+                minidl_weight_block(
+                    &xp[grp * g.Cg * g.N * g.plane + q0], &off[tb * MINIDL_WT],
+                    &dyt[(grp * (g.N * g.plane + 1) + q0) * Opad + ob * width], Opad,
+                    min(chunk, g.length - q0),
+                    &acc[threadid(), (grp * taps_pad + tb * MINIDL_WT) * Opad + ob * width],
+                    Opad, nv)

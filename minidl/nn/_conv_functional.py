@@ -161,11 +161,11 @@ def _check_fits(op: str, size: tuple, before: tuple, after: tuple, kernel: tuple
 #   backward-wgt   8x32x56x56 6.1 -> 6.8, 8x64x56x56 20 -> 19, 8x128x28x28 19 -> 14,
 #                  F.conv2d fwd+bwd 8x256x14x14 44 -> 38 (with vs without Winograd dw)
 # hence the channel thresholds (min of in and out channels). In an AVX-512 build the direct
-# kernel (minidl/_ext/direct.pyx) is faster still for a float32 forward and backward-data
-# (8x64x56x56: 6.0 and 5.1 ms vs Winograd 8.1 and 8.1, 2 threads), so there Winograd only
-# serves backward-weight and float64. F(4x4, 3x3) (tile 4) is
-# another 1.1-1.3x faster on 64 channels but its float32 error is ~20x the GEMM's (max |err|
-# ~1e-5 of max |y|, beyond rtol 1e-4 / atol 1e-5 on small outputs): opt-in only.
+# kernels (minidl/_ext/direct.pyx) are faster still in float32 (8x64x56x56, 2 threads: forward
+# 6.0, data 5.1, weight 5.9 ms vs Winograd 8.1, 8.1, 8.0), so there Winograd serves float64.
+# F(4x4, 3x3) (tile 4) is another 1.1-1.3x faster on 64 channels but its float32 error is
+# ~20x the GEMM's (max |err| ~1e-5 of max |y|, beyond rtol 1e-4 / atol 1e-5 on small
+# outputs): opt-in only.
 _WINOGRAD_TILE = 2
 _WINOGRAD_MIN_CHANNELS = {"forward": 32, "data": 64, "weight": 64}
 _WINOGRAD_MIN_OUTPUT = 4  # output rows and columns
@@ -177,7 +177,7 @@ def _use_winograd(kind, dtype, x_shape, w_shape, stride, dilation, before, after
                   groups) -> bool:
     """Winograd applies (2-D, 3x3, stride 1, dilation 1, groups 1, pads <= 2) and pays off."""
     out = [n + b + a - 2 for n, b, a in zip(x_shape[3:], before[1:], after[1:], strict=True)]
-    direct_wins = kind != "weight" and dtype == np.float32 and _direct.available()
+    direct_wins = dtype == np.float32 and _direct.available()
     return (
         not direct_wins
         and groups == 1

@@ -1,8 +1,8 @@
-"""Tests of the direct stride-1 float32 kernel (minidl._ext.direct) and of the two primitives
-that run on it in an AVX-512 build (conv.conv_forward and conv.conv_backward_data).
+"""Tests of the direct float32 kernels (minidl._ext.direct), which conv.pyx's three primitives
+use in an AVX-512 build.
 
-direct.forward is called itself so that these tests run in every build (with narrower vectors
-where AVX-512 is missing); the float64 numpy reference is the oracle.
+The direct functions are called themselves so that these tests run in every build (with
+narrower vectors where AVX-512 is missing); the float64 numpy reference is the oracle.
 """
 
 import numpy as np
@@ -14,16 +14,21 @@ from minidl._ext import reference as ref
 ONE = (1, 1, 1)
 
 
-def random_stride1_config(seed):
-    """A random stride-1 conv in 3-D form: 1-3 spatial dims, dilation, asymmetric padding,
-    groups, output channels that are not a multiple of the kernel's channel block."""
+def random_config(seed):
+    """A random conv the direct kernels take, in 3-D form: 1-3 spatial dims, stride 1 with
+    dilation or stride 1-3 without, asymmetric padding (some beyond the kernel), groups, and
+    output channels that are not a multiple of the kernels' channel blocks."""
     rng = np.random.default_rng(seed)
     nd = int(rng.integers(1, 4))
 
     def per_dim(lo, hi, fill):
         return (fill,) * (3 - nd) + tuple(int(v) for v in rng.integers(lo, hi + 1, nd))
 
-    kernel, dilation = per_dim(1, 5 if nd < 3 else 3, 1), per_dim(1, 2, 1)
+    kernel = per_dim(1, 5 if nd < 3 else 3, 1)
+    if seed % 2:
+        stride, dilation = per_dim(1, 3, 1), ONE
+    else:
+        stride, dilation = ONE, per_dim(1, 2, 1)
     before, after = per_dim(0, 3, 0), per_dim(0, 3, 0)
     size = tuple(
         max(1, d * (k - 1) + 1 - b - a + int(rng.integers(0, 12 if nd < 3 else 5)))
@@ -32,35 +37,53 @@ def random_stride1_config(seed):
     groups = int(rng.choice([1, 1, 2, 3]))
     cg, og = int(rng.integers(1, 6)), int(rng.integers(1, 11))
     N = int(rng.integers(1, 4))
-    return (N, cg * groups) + size, (og * groups, cg) + kernel, dilation, before, after, groups
+    params = (stride, dilation, before, after, groups)
+    return (N, cg * groups) + size, (og * groups, cg) + kernel, params
 
 
-@pytest.mark.parametrize("seed", range(60))
-def test_direct_forward_matches_reference(seed):
-    x_shape, w_shape, dilation, before, after, groups = random_stride1_config(seed)
+def _arrays(seed, x_shape, w_shape, params):
     rng = np.random.default_rng(seed + 1)
+    out = ref._output_size(x_shape[2:], w_shape[2:], *params[:4])
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
-    y = direct.forward(x, w, dilation, before, after, groups, 2)
-    expected = ref.conv_forward(x, w, ONE, dilation, before, after, groups)
+    dy = rng.standard_normal((x_shape[0], w_shape[0]) + out).astype(np.float32)
+    return x, w, dy
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_forward_matches_reference(seed):
+    x_shape, w_shape, params = random_config(seed)
+    x, w, _ = _arrays(seed, x_shape, w_shape, params)
+    y = direct.forward(x, w, *params, 2)
+    expected = ref.conv_forward(x, w, *params)
     assert y.shape == expected.shape and y.dtype == np.float32
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(80))
 def test_backward_data_matches_reference(seed):
-    """conv_backward_data with stride 1: the direct kernel on dy with the flipped weight where
-    the padding allows (pad <= dilated extent), im2col + GEMM otherwise; both equal the
-    reference."""
-    x_shape, w_shape, dilation, before, after, groups = random_stride1_config(seed)
-    rng = np.random.default_rng(seed + 2)
-    in_size = x_shape[2:]
-    out = ref._output_size(x_shape[2:], w_shape[2:], ONE, dilation, before, after)
-    dy = rng.standard_normal((x_shape[0], w_shape[0]) + out).astype(np.float32)
-    w = rng.standard_normal(w_shape).astype(np.float32)
-    dx = conv.conv_backward_data(dy, w, in_size, ONE, dilation, before, after, groups)
-    expected = ref.conv_backward_data(dy, w, in_size, ONE, dilation, before, after, groups)
+    """Stride 1 with the padding inside the kernel extent: the forward kernel on dy; larger
+    padding or a stride: the gradient on the padded phases, merged and cropped. Odd seeds
+    also give an input larger than the output needs (ConvTranspose's output_padding)."""
+    x_shape, w_shape, params = random_config(seed)
+    _, w, dy = _arrays(seed, x_shape, w_shape, params)
+    stride = params[0]
+    extra = np.random.default_rng(seed).integers(0, stride) if seed % 2 else 0
+    in_size = tuple(int(n) for n in np.add(x_shape[2:], extra))
+    dx = direct.backward_data(dy, w, in_size, *params, 2)
+    expected = ref.conv_backward_data(dy, w, in_size, *params)
+    assert dx.shape == expected.shape and dx.dtype == np.float32
     np.testing.assert_allclose(dx, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_weight_matches_reference(seed):
+    x_shape, w_shape, params = random_config(seed)
+    x, _, dy = _arrays(seed, x_shape, w_shape, params)
+    dw = direct.weight(x, dy, w_shape[2:], *params, 2)
+    expected = ref.conv_backward_weight(x, dy, w_shape[2:], *params)
+    assert dw.shape == expected.shape and dw.dtype == np.float32
+    np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_block_reading_past_the_last_plane():
@@ -69,7 +92,7 @@ def test_block_reading_past_the_last_plane():
     for width in range(1, 70):
         x = np.ones((1, 1, 1, 1, width), np.float32)
         w = np.ones((1, 1, 1, 1, 1), np.float32)
-        y = direct.forward(x, w, ONE, (0, 0, 0), (0, 0, 0), 1, 2)
+        y = direct.forward(x, w, ONE, ONE, (0, 0, 0), (0, 0, 0), 1, 2)
         np.testing.assert_array_equal(y, x)
 
 
@@ -81,21 +104,8 @@ def test_dispatch_in_conv_forward_and_backward_weight():
     w = rng.standard_normal((16, 6, 1, 5, 5)).astype(np.float32)
     zero, nt = (0, 0, 0), conv.get_num_threads()
     y = conv.conv_forward(x, w, ONE, ONE, zero, zero, 1)
-    assert np.array_equal(y, direct.forward(x, w, ONE, zero, zero, 1, nt)) == direct.available()
+    y_direct = direct.forward(x, w, ONE, ONE, zero, zero, 1, nt)
+    assert np.array_equal(y, y_direct) == direct.available()
     dw = conv.conv_backward_weight(x, y, w.shape[2:], ONE, ONE, zero, zero, 1)
-    dw_direct = direct.weight(x, y, w.shape[2:], ONE, zero, zero, 1, nt)
+    dw_direct = direct.weight(x, y, w.shape[2:], ONE, ONE, zero, zero, 1, nt)
     assert np.array_equal(dw, dw_direct) == direct.available()
-
-
-@pytest.mark.parametrize("seed", range(60))
-def test_direct_weight_matches_reference(seed):
-    x_shape, w_shape, dilation, before, after, groups = random_stride1_config(seed)
-    rng = np.random.default_rng(seed + 3)
-    out = ref._output_size(x_shape[2:], w_shape[2:], ONE, dilation, before, after)
-    x = rng.standard_normal(x_shape).astype(np.float32)
-    dy = rng.standard_normal((x_shape[0], w_shape[0]) + out).astype(np.float32)
-    dw = direct.weight(x, dy, w_shape[2:], dilation, before, after, groups, 2)
-    expected = ref.conv_backward_weight(x, dy, w_shape[2:], ONE, dilation, before, after,
-                                        groups)
-    assert dw.shape == expected.shape and dw.dtype == np.float32
-    np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)

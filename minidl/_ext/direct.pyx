@@ -113,9 +113,142 @@ _CB = MINIDL_CB
 
 
 def available() -> bool:
-    """True when this build has AVX-512 vectors: only then does the direct kernel beat
+    """True when this build has AVX-512 vectors: only then do the direct kernels beat
     im2col + BLAS on the shapes measured."""
     return MINIDL_VW >= 16
+
+
+def handles(stride, dilation) -> bool:
+    """Stride 1 (any dilation), or any stride without dilation (phase decomposition)."""
+    return all(s == 1 for s in stride) or all(d == 1 for d in dilation)
+
+
+# ---- the three primitives (conv.pyx validates the arguments first) -------------------------
+
+def forward(x: np.ndarray, w: np.ndarray, stride, dilation, pad_before, pad_after,
+            groups: int, nt: int) -> np.ndarray:
+    """y = conv(x, w) for float32 x (N, C, D, H, W) and w (O, C/groups, kD, kH, kW)."""
+    if all(s == 1 for s in stride):
+        return _forward1(x, w, dilation, pad_before, pad_after, groups, nt)
+    out, sub = _strided_sizes(x.shape[2:], w.shape[2:], stride, pad_before, pad_after)
+    xs = _split_phases(x, stride, w.shape[2:], pad_before, [o + k - 1 for o, k in zip(out, sub)])
+    return _forward1(xs, _split_weight(w, stride), (1, 1, 1), (0, 0, 0), (0, 0, 0), groups, nt)
+
+
+def backward_data(dy: np.ndarray, w: np.ndarray, input_size, stride, dilation, pad_before,
+                  pad_after, groups: int, nt: int) -> np.ndarray:
+    """dx (N, C, *input_size) of y = conv(x, w): the stride-1 forward of dy, zero-padded by
+    the dilated kernel extent, with the weight flipped and its channel roles swapped."""
+    out = dy.shape[2:]
+    if all(s == 1 for s in stride):
+        extent = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
+        before = [e - b for e, b in zip(extent, pad_before)]
+        after = [i - o + b for i, o, b in zip(input_size, out, pad_before)]
+        if min(before) >= 0 and min(after) >= 0:  # else a pad exceeds the kernel: below
+            return _forward1(dy, _flip_swap(w, groups), dilation, before, after, groups, nt)
+    # the gradient on the (phase-split) padded input, then merged and cropped
+    ws = _split_weight(w, stride)
+    extent = [d * (k - 1) for d, k in zip(dilation, ws.shape[2:])]
+    g = _forward1(dy, _flip_swap(ws, groups), dilation, extent, extent, groups, nt)
+    return _merge_phases(g, stride, w.shape[2:], pad_before, input_size)
+
+
+def weight(x: np.ndarray, dy: np.ndarray, kernel, stride, dilation, pad_before, pad_after,
+           groups: int, nt: int) -> np.ndarray:
+    """dw (O, C/groups, *kernel) of y = conv(x, w), from x and dy (N, O, *out)."""
+    if all(s == 1 for s in stride):
+        return _weight1(x, dy, kernel, dilation, pad_before, pad_after, groups, nt)
+    out, sub = _strided_sizes(x.shape[2:], kernel, stride, pad_before, pad_after)
+    xs = _split_phases(x, stride, kernel, pad_before, [o + k - 1 for o, k in zip(out, sub)])
+    dw = _weight1(xs, dy, sub, (1, 1, 1), (0, 0, 0), (0, 0, 0), groups, nt)
+    return _merge_weight(dw, stride, kernel)
+
+
+# ---- phase decomposition of a strided conv --------------------------------------------------
+# With stride s (and no dilation) tap k = s * k' + r of output p reads padded input s * (p + k')
+# + r: phase r of the input, x_r[m] = x_pad[s * m + r], at p + k'.  So the conv is a stride-1
+# conv over channels (c, r0, r1, r2) with a kernel of ceil(k / s) taps per dimension (taps past
+# k are zero).  Phases r >= k are never read and left out: a 1x1 kernel with stride 2 keeps one
+# phase, not four.  The split is one copy of the input.
+
+def _strided_sizes(size, kernel, stride, pad_before, pad_after) -> tuple:
+    """Output size and sub-kernel size ceil(k / s) per dimension."""
+    out = [(n + b + a - k) // s + 1
+           for n, k, s, b, a in zip(size, kernel, stride, pad_before, pad_after)]
+    return out, [_ceil_div(k, s) for k, s in zip(kernel, stride)]
+
+
+def _phases(stride, kernel) -> tuple:
+    """Phases kept per dimension: min(s, k)."""
+    return tuple(min(s, k) for s, k in zip(stride, kernel))
+
+
+def _split(a, stride, phases, sizes) -> np.ndarray:
+    """(A, B, s0 * n0, s1 * n1, s2 * n2) -> (A, B * R, n0, n1, n2), channels (b, r0, r1, r2)
+    for the phases r < R."""
+    (s0, s1, s2), (r0, r1, r2), (n0, n1, n2) = stride, phases, sizes
+    split = a.reshape(a.shape[:2] + (n0, s0, n1, s1, n2, s2))[:, :, :, :r0, :, :r1, :, :r2]
+    split = np.ascontiguousarray(split.transpose(0, 1, 3, 5, 7, 2, 4, 6))
+    return split.reshape((a.shape[0], a.shape[1] * r0 * r1 * r2) + tuple(sizes))
+
+
+def _merge(a, stride, phases) -> np.ndarray:
+    """The adjoint of _split: (A, B * R, *n) -> (A, B, *(s * n)), zeros in the phases left out."""
+    (s0, s1, s2), (r0, r1, r2), (n0, n1, n2) = stride, phases, a.shape[2:]
+    A, B = a.shape[0], a.shape[1] // (r0 * r1 * r2)
+    full = np.zeros((A, B, n0, s0, n1, s1, n2, s2), np.float32)
+    full[:, :, :, :r0, :, :r1, :, :r2] = (
+        a.reshape(A, B, r0, r1, r2, n0, n1, n2).transpose(0, 1, 5, 2, 6, 3, 7, 4)
+    )
+    return full.reshape(A, B, n0 * s0, n1 * s1, n2 * s2)
+
+
+def _split_phases(x, stride, kernel, pad_before, phase_size) -> np.ndarray:
+    """x (N, C, *n) zero-padded before by pad_before, cut or zero-extended to s * m, as
+    (N, C * R, *m)."""
+    full = np.zeros(x.shape[:2] + tuple(s * m for s, m in zip(stride, phase_size)), np.float32)
+    src, dst = _overlap(x.shape[2:], pad_before, full.shape[2:])
+    full[(...,) + dst] = x[(...,) + src]
+    return _split(full, stride, _phases(stride, kernel), phase_size)
+
+
+def _merge_phases(g, stride, kernel, pad_before, input_size) -> np.ndarray:
+    """The adjoint of _split_phases: (N, C * R, *m) back to (N, C, *input_size)."""
+    full = _merge(g, stride, _phases(stride, kernel))
+    dx = np.zeros(g.shape[:1] + full.shape[1:2] + tuple(input_size), np.float32)
+    src, dst = _overlap(input_size, pad_before, full.shape[2:])
+    dx[(...,) + src] = full[(...,) + dst]  # positions no tap reaches stay 0
+    return dx
+
+
+def _overlap(size, pad_before, full_size) -> tuple:
+    """Slices of x (size) and of the padded array (full_size) where x lands at pad_before."""
+    lengths = [max(0, min(n, f - b)) for n, b, f in zip(size, pad_before, full_size)]
+    src = tuple(slice(0, n) for n in lengths)
+    dst = tuple(slice(b, b + n) for b, n in zip(pad_before, lengths))
+    return src, dst
+
+
+def _split_weight(w, stride) -> np.ndarray:
+    """w (O, Cg, *k) as the phase conv's (O, Cg * R, *ceil(k / s))."""
+    kernel = w.shape[2:]
+    sub = [_ceil_div(k, s) for k, s in zip(kernel, stride)]
+    full = np.zeros(w.shape[:2] + tuple(s * k for s, k in zip(stride, sub)), np.float32)
+    full[..., : kernel[0], : kernel[1], : kernel[2]] = w
+    return _split(full, stride, _phases(stride, kernel), sub)
+
+
+def _merge_weight(dw, stride, kernel) -> np.ndarray:
+    """The inverse of _split_weight, dropping the taps past the kernel."""
+    full = _merge(dw, stride, _phases(stride, kernel))
+    return np.ascontiguousarray(full[..., : kernel[0], : kernel[1], : kernel[2]])
+
+
+def _flip_swap(w, groups) -> np.ndarray:
+    """w (O, Cg, *k) as (C, Og, *k) flipped: the weight of the stride-1 backward-data."""
+    O, Cg = w.shape[:2]
+    swapped = w.reshape((groups, O // groups, Cg) + w.shape[2:]).swapaxes(1, 2)
+    return swapped.reshape((groups * Cg, O // groups) + w.shape[2:])[:, :, ::-1, ::-1, ::-1]
 
 
 cdef struct Grid:
@@ -234,11 +367,9 @@ cdef _run_forward(Grid g, const float[::1] xp, const Py_ssize_t[::1] off, const 
         forward_block(&g, &xp[0], &off[0], &wp[0], &y[0], &tiles[threadid(), 0], item)
 
 
-def forward(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after, groups: int,
-            nt: int) -> np.ndarray:
-    """Stride-1 conv of float32 x (N, C, D, H, W) with w (O, C/groups, kD, kH, kW).
-
-    The caller (conv.pyx) has validated the shapes and parameters."""
+def _forward1(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after, groups: int,
+              nt: int) -> np.ndarray:
+    """Stride-1 conv of float32 x (N, C, D, H, W) with w (O, C/groups, kD, kH, kW)."""
     N, O = x.shape[0], w.shape[0]
     padded, out = _sizes(x.shape, w.shape[2:], dilation, pad_before, pad_after)
     cdef Grid g = make_grid(x.shape, O, w.shape[2:], padded, out, groups)
@@ -268,8 +399,8 @@ def _pack_weight(w, groups, Opad) -> np.ndarray:
 _WEIGHT_CHUNK = 256
 
 
-def weight(x: np.ndarray, dy: np.ndarray, kernel, dilation, pad_before, pad_after,
-           groups: int, nt: int) -> np.ndarray:
+def _weight1(x: np.ndarray, dy: np.ndarray, kernel, dilation, pad_before, pad_after,
+             groups: int, nt: int) -> np.ndarray:
     """dw (O, C/groups, *kernel) of a stride-1 float32 conv, from x and dy (N, O, *out).
 
     dw[o, t] = sum over grid positions q of dy^T[q, o] * x_pad[q + off[t]], with dy laid on

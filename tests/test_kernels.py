@@ -93,6 +93,14 @@ def check_all_three(x, w, dy, params, dtype):
     )
 
 
+@pytest.fixture(autouse=True, params=["direct", "gemm"])
+def float32_path(request, monkeypatch):
+    """Every test twice: float32 on the direct kernels where an AVX-512 build has them, and on
+    im2col + GEMM as in other builds."""
+    monkeypatch.setattr(conv, "direct_enabled", request.param == "direct")
+    return request.param
+
+
 # ---- kernels vs reference ------------------------------------------------------------------
 
 

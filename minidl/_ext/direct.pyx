@@ -118,50 +118,39 @@ def available() -> bool:
     return MINIDL_VW >= 16
 
 
-def handles(stride, dilation) -> bool:
-    """Stride 1 (any dilation), or any stride without dilation (phase decomposition)."""
-    return all(s == 1 for s in stride) or all(d == 1 for d in dilation)
-
-
 # ---- the three primitives (conv.pyx validates the arguments first) -------------------------
 
 def forward(x: np.ndarray, w: np.ndarray, stride, dilation, pad_before, pad_after,
             groups: int, nt: int) -> np.ndarray:
-    """y = conv(x, w) for float32 x (N, C, D, H, W) and w (O, C/groups, kD, kH, kW)."""
+    """y = conv(x, w) for float32 x (N, C, D, H, W) and w (O, C/groups, kD, kH, kW): any
+    stride with dilation 1, or stride 1 with any dilation."""
     if all(s == 1 for s in stride):
         return _forward1(x, w, dilation, pad_before, pad_after, groups, nt)
     out, sub = _strided_sizes(x.shape[2:], w.shape[2:], stride, pad_before, pad_after)
-    xs = _split_phases(x, stride, w.shape[2:], pad_before, [o + k - 1 for o, k in zip(out, sub)])
+    size = [o + k - 1 for o, k in zip(out, sub)]
+    xs = _split_phases(x, stride, w.shape[2:], pad_before, size)
     return _forward1(xs, _split_weight(w, stride), (1, 1, 1), (0, 0, 0), (0, 0, 0), groups, nt)
 
 
-def backward_data(dy: np.ndarray, w: np.ndarray, input_size, stride, dilation, pad_before,
-                  pad_after, groups: int, nt: int) -> np.ndarray:
-    """dx (N, C, *input_size) of y = conv(x, w): the stride-1 forward of dy, zero-padded by
-    the dilated kernel extent, with the weight flipped and its channel roles swapped."""
-    out = dy.shape[2:]
-    if all(s == 1 for s in stride):
-        extent = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
-        before = [e - b for e, b in zip(extent, pad_before)]
-        after = [i - o + b for i, o, b in zip(input_size, out, pad_before)]
-        if min(before) >= 0 and min(after) >= 0:  # else a pad exceeds the kernel: below
-            return _forward1(dy, _flip_swap(w, groups), dilation, before, after, groups, nt)
-    # the gradient on the (phase-split) padded input, then merged and cropped
-    ws = _split_weight(w, stride)
-    extent = [d * (k - 1) for d, k in zip(dilation, ws.shape[2:])]
-    g = _forward1(dy, _flip_swap(ws, groups), dilation, extent, extent, groups, nt)
-    return _merge_phases(g, stride, w.shape[2:], pad_before, input_size)
+def backward_data(dy: np.ndarray, w: np.ndarray, input_size, dilation, pad_before,
+                  groups: int, nt: int) -> np.ndarray:
+    """dx (N, C, *input_size) of a stride-1 y = conv(x, w): the forward of dy, zero-padded by
+    the dilated kernel extent less the conv's padding, with the weight flipped and its channel
+    roles swapped.  Needs pad_before <= the extent (data_padding_fits)."""
+    before, after = _data_padding(dy.shape[2:], w.shape[2:], input_size, dilation, pad_before)
+    return _forward1(dy, _flip_swap(w, groups), dilation, before, after, groups, nt)
 
 
-def weight(x: np.ndarray, dy: np.ndarray, kernel, stride, dilation, pad_before, pad_after,
-           groups: int, nt: int) -> np.ndarray:
-    """dw (O, C/groups, *kernel) of y = conv(x, w), from x and dy (N, O, *out)."""
-    if all(s == 1 for s in stride):
-        return _weight1(x, dy, kernel, dilation, pad_before, pad_after, groups, nt)
-    out, sub = _strided_sizes(x.shape[2:], kernel, stride, pad_before, pad_after)
-    xs = _split_phases(x, stride, kernel, pad_before, [o + k - 1 for o, k in zip(out, sub)])
-    dw = _weight1(xs, dy, sub, (1, 1, 1), (0, 0, 0), (0, 0, 0), groups, nt)
-    return _merge_weight(dw, stride, kernel)
+def data_padding_fits(out, kernel, input_size, dilation, pad_before) -> bool:
+    before, after = _data_padding(out, kernel, input_size, dilation, pad_before)
+    return min(before) >= 0 and min(after) >= 0
+
+
+def _data_padding(out, kernel, input_size, dilation, pad_before) -> tuple:
+    extent = [d * (k - 1) for d, k in zip(dilation, kernel)]
+    before = [e - b for e, b in zip(extent, pad_before)]
+    after = [i - o + b for i, o, b in zip(input_size, out, pad_before)]
+    return before, after
 
 
 # ---- phase decomposition of a strided conv --------------------------------------------------
@@ -169,7 +158,9 @@ def weight(x: np.ndarray, dy: np.ndarray, kernel, stride, dilation, pad_before, 
 # + r: phase r of the input, x_r[m] = x_pad[s * m + r], at p + k'.  So the conv is a stride-1
 # conv over channels (c, r0, r1, r2) with a kernel of ceil(k / s) taps per dimension (taps past
 # k are zero).  Phases r >= k are never read and left out: a 1x1 kernel with stride 2 keeps one
-# phase, not four.  The split is one copy of the input.
+# phase, not four.  The split is one copy of the input.  Only the forward uses it: measured on
+# the ResNet stem and a 4x4/2 ConvTranspose, strided backward-data and backward-weight on the
+# phases were no faster than im2col + GEMM (the weight kernel is load-bound there).
 
 def _strided_sizes(size, kernel, stride, pad_before, pad_after) -> tuple:
     """Output size and sub-kernel size ceil(k / s) per dimension."""
@@ -185,22 +176,11 @@ def _phases(stride, kernel) -> tuple:
 
 def _split(a, stride, phases, sizes) -> np.ndarray:
     """(A, B, s0 * n0, s1 * n1, s2 * n2) -> (A, B * R, n0, n1, n2), channels (b, r0, r1, r2)
-    for the phases r < R."""
+    for the phases r < R (R = min(s, k) per dimension)."""
     (s0, s1, s2), (r0, r1, r2), (n0, n1, n2) = stride, phases, sizes
     split = a.reshape(a.shape[:2] + (n0, s0, n1, s1, n2, s2))[:, :, :, :r0, :, :r1, :, :r2]
     split = np.ascontiguousarray(split.transpose(0, 1, 3, 5, 7, 2, 4, 6))
     return split.reshape((a.shape[0], a.shape[1] * r0 * r1 * r2) + tuple(sizes))
-
-
-def _merge(a, stride, phases) -> np.ndarray:
-    """The adjoint of _split: (A, B * R, *n) -> (A, B, *(s * n)), zeros in the phases left out."""
-    (s0, s1, s2), (r0, r1, r2), (n0, n1, n2) = stride, phases, a.shape[2:]
-    A, B = a.shape[0], a.shape[1] // (r0 * r1 * r2)
-    full = np.zeros((A, B, n0, s0, n1, s1, n2, s2), np.float32)
-    full[:, :, :, :r0, :, :r1, :, :r2] = (
-        a.reshape(A, B, r0, r1, r2, n0, n1, n2).transpose(0, 1, 5, 2, 6, 3, 7, 4)
-    )
-    return full.reshape(A, B, n0 * s0, n1 * s1, n2 * s2)
 
 
 def _split_phases(x, stride, kernel, pad_before, phase_size) -> np.ndarray:
@@ -210,15 +190,6 @@ def _split_phases(x, stride, kernel, pad_before, phase_size) -> np.ndarray:
     src, dst = _overlap(x.shape[2:], pad_before, full.shape[2:])
     full[(...,) + dst] = x[(...,) + src]
     return _split(full, stride, _phases(stride, kernel), phase_size)
-
-
-def _merge_phases(g, stride, kernel, pad_before, input_size) -> np.ndarray:
-    """The adjoint of _split_phases: (N, C * R, *m) back to (N, C, *input_size)."""
-    full = _merge(g, stride, _phases(stride, kernel))
-    dx = np.zeros(g.shape[:1] + full.shape[1:2] + tuple(input_size), np.float32)
-    src, dst = _overlap(input_size, pad_before, full.shape[2:])
-    dx[(...,) + src] = full[(...,) + dst]  # positions no tap reaches stay 0
-    return dx
 
 
 def _overlap(size, pad_before, full_size) -> tuple:
@@ -236,12 +207,6 @@ def _split_weight(w, stride) -> np.ndarray:
     full = np.zeros(w.shape[:2] + tuple(s * k for s, k in zip(stride, sub)), np.float32)
     full[..., : kernel[0], : kernel[1], : kernel[2]] = w
     return _split(full, stride, _phases(stride, kernel), sub)
-
-
-def _merge_weight(dw, stride, kernel) -> np.ndarray:
-    """The inverse of _split_weight, dropping the taps past the kernel."""
-    full = _merge(dw, stride, _phases(stride, kernel))
-    return np.ascontiguousarray(full[..., : kernel[0], : kernel[1], : kernel[2]])
 
 
 def _flip_swap(w, groups) -> np.ndarray:
@@ -399,8 +364,8 @@ def _pack_weight(w, groups, Opad) -> np.ndarray:
 _WEIGHT_CHUNK = 256
 
 
-def _weight1(x: np.ndarray, dy: np.ndarray, kernel, dilation, pad_before, pad_after,
-             groups: int, nt: int) -> np.ndarray:
+def weight(x: np.ndarray, dy: np.ndarray, kernel, dilation, pad_before, pad_after,
+           groups: int, nt: int) -> np.ndarray:
     """dw (O, C/groups, *kernel) of a stride-1 float32 conv, from x and dy (N, O, *out).
 
     dw[o, t] = sum over grid positions q of dy^T[q, o] * x_pad[q + off[t]], with dy laid on

@@ -1,6 +1,6 @@
 """minidl: a small deep-learning framework whose convolutions run in Cython."""
 
-from . import data, nn, optim, profiles
+from . import data, memory, nn, optim, profiles
 from .profiles import *  # noqa: F403  (set_profile, use_profile, ...)
 from .profiles import __all__ as _profiles_all
 from .random import manual_seed
@@ -34,6 +34,7 @@ __all__ = [
     "is_grad_enabled",
     "manual_seed",
     "matmul",
+    "memory",
     "nn",
     "no_grad",
     "optim",

@@ -88,7 +88,22 @@ def machine_info(threads: int) -> dict[str, object]:
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "blas": blas_libraries(),
+        # both frameworks run in this process: glibc keeps freed memory for both (minidl.memory)
+        "minidl_retains_freed_memory": _retaining_freed_memory(),
+        "minidl_direct_kernels": _direct_kernels(),
     }
+
+
+def _retaining_freed_memory() -> bool:
+    from minidl import memory
+
+    return memory.retaining_freed_memory()
+
+
+def _direct_kernels() -> bool:
+    from minidl._ext import direct
+
+    return direct.available()
 
 
 def blas_warning(info: dict[str, object]) -> str | None:
@@ -100,7 +115,8 @@ def blas_warning(info: dict[str, object]) -> str | None:
         return (
             f"OpenBLAS uses its {'/'.join(sorted(archs))} (AVX2) kernels{why} on a CPU with "
             "AVX-512, so the sgemm peak and every BLAS-bound minidl figure are about half of "
-            "what the CPU can do, while PyTorch (oneDNN) uses AVX-512."
+            "what the CPU can do, while PyTorch (oneDNN) uses AVX-512 (minidl's direct kernels, "
+            "used where they win, do too)."
         )
     return None
 

@@ -34,7 +34,12 @@ METHOD = (
 )
 # glibc: buffers >= 64 KiB are mmapped and returned on free (fixing the threshold also stops
 # glibc from raising it after each free, which would let the heap absorb big buffers)
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "131072"}
+# (and minidl must not set its own thresholds: minidl.memory keeps freed memory otherwise)
+MALLOC_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": "65536",
+    "MALLOC_TRIM_THRESHOLD_": "131072",
+    "MINIDL_RETAIN_MEMORY": "0",
+}
 
 
 def _status_kib(field: str) -> int | None:

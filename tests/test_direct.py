@@ -110,3 +110,12 @@ def test_dispatch_in_conv_forward_and_backward_weight():
     dw = conv.conv_backward_weight(x, y, w.shape[2:], ONE, ONE, zero, zero, 1)
     dw_direct = direct.weight(x, y, w.shape[2:], ONE, zero, zero, 1, nt)
     assert np.array_equal(dw, dw_direct) == direct.available()
+
+
+def test_weight_is_deterministic():
+    """Static scheduling: the same thread sums the same chunks every run."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 8, 1, 20, 20)).astype(np.float32)
+    dy = rng.standard_normal((4, 16, 1, 18, 18)).astype(np.float32)
+    runs = [direct.weight(x, dy, (1, 3, 3), ONE, (0, 0, 0), (0, 0, 0), 1, 2) for _ in range(5)]
+    assert all(np.array_equal(runs[0], r) for r in runs[1:])

@@ -306,7 +306,7 @@ cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, c
     a block may span the end of one image and the start of the next."""
     cdef Py_ssize_t n_blocks = (g.length + MINIDL_BLOCK - 1) // MINIDL_BLOCK
     cdef Py_ssize_t grp = item // n_blocks, q0 = item % n_blocks * MINIDL_BLOCK
-    cdef Py_ssize_t ob, i, q, n, r, od, oh, ow, co, n_real = 0
+    cdef Py_ssize_t ob, i, n, r, od, oh, ow, co, n_real = 0
     cdef Py_ssize_t lane[64]  # the real outputs among the positions: 64 >= MINIDL_BLOCK
     cdef Py_ssize_t dest[64]
     cdef const float* w = wp + grp * g.Opad * g.taps
@@ -314,17 +314,28 @@ cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, c
         minidl_direct_block(xp + grp * g.Cg * g.N * g.plane + q0, off,
                             w + ob * MINIDL_CB * g.taps, g.taps,
                             tile + ob * MINIDL_CB * MINIDL_BLOCK, MINIDL_BLOCK)
+    # grid coordinates of q0, then stepped along (divisions per position cost more than the
+    # kernel itself on a LeNet first layer)
+    n = q0 // g.plane
+    r = q0 - n * g.plane
+    ow = r % g.Wp
+    oh = r // g.Wp % g.Hp
+    od = r // g.Wp // g.Hp
     for i in range(min(MINIDL_BLOCK, g.length - q0)):
-        q = q0 + i
-        n = q // g.plane
-        r = q - n * g.plane
-        ow = r % g.Wp
-        oh = r // g.Wp % g.Hp
-        od = r // g.Wp // g.Hp
         if ow < g.oW and oh < g.oH and od < g.oD:
             lane[n_real] = i
             dest[n_real] = (n * g.G + grp) * g.Og * g.P + (od * g.oH + oh) * g.oW + ow
             n_real += 1
+        ow += 1
+        if ow == g.Wp:
+            ow = 0
+            oh += 1
+            if oh == g.Hp:
+                oh = 0
+                od += 1
+                if od == g.plane // (g.Hp * g.Wp):
+                    od = 0
+                    n += 1
     for co in range(g.Og):
         for i in range(n_real):
             y[dest[i] + co * g.P] = tile[co * MINIDL_BLOCK + lane[i]]
@@ -406,7 +417,9 @@ cdef _run_weight(const float[::1] xp, const Py_ssize_t[::1] off, const float[::1
                  int nt):
     cdef Py_ssize_t item, grp, q0, ob, tb, taps_pad = off.shape[0]
     cdef Py_ssize_t chunks = (g.length + chunk - 1) // chunk, width = nv * MINIDL_VW
-    for item in prange(g.G * chunks, nogil=True, num_threads=nt, schedule="dynamic"):
+    # static: the same items always land in the same thread accumulator, so dw is the same
+    # bit for bit from run to run (with a given thread count)
+    for item in prange(g.G * chunks, nogil=True, num_threads=nt, schedule="static"):
         q0 = item % chunks * chunk
         grp = item // chunks
         for ob in range(Opad // width):

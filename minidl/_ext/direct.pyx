@@ -1,24 +1,32 @@
 # cython: language_level=3
-"""Direct float32 convolution for stride 1: a SIMD register-blocked kernel, no im2col.
+"""Direct float32 convolution kernels: SIMD register blocking on a padded grid, no im2col.
 
 With stride 1 the input can be zero-padded once and then every output position reads the
-padded input at one fixed offset per tap.  Laid out on the padded grid -- position
-``q = (od * Hp + oh) * Wp + ow`` -- a tap ``t = (c, kd, kh, kw)`` reads ``x_pad[q + off[t]]``
-with ``off[t] = ((c * Dp + kd * dd) * Hp + kh * dh) * Wp + kw * dw``: consecutive output positions
-read consecutive inputs, so a block of them is one vector load per tap.  The grid also holds
-positions with ``ow >= oW`` (or ``oh >= oH``) that are computed and thrown away: the price of
-the constant offsets (10-30% extra work on LeNet-sized images, a few percent on 56x56).
+padded input at one fixed offset per tap.  The padded input is stored channel-major,
+(C, N, Dp, Hp, Wp), and outputs are computed on its grid: position
+``q = ((n * Dp + od) * Hp + oh) * Wp + ow`` and tap ``t = (c, kd, kh, kw)`` read
+``x_pad[q + off[t]]`` with ``off[t] = ((c * N * Dp + kd * dd) * Hp + kh * dh) * Wp + kw * dw``.
+Consecutive positions read consecutive inputs, so a block of them is one vector load per tap,
+across image boundaries too.  The grid also holds positions with ``ow >= oW`` (or ``oh >= oH``,
+``od >= oD``) that are computed and thrown away: the price of the constant offsets, a few
+percent on 56x56 images, up to 2x on 8x8 to 14x14 ones.
 
-The kernel keeps ``CB`` output channels x ``NV`` vectors of positions in registers and runs
-over all taps of a group: per tap, ``NV`` loads, ``CB`` broadcasts of a weight and ``CB * NV``
-fused multiply-adds.  It is written with GCC vector extensions sized to the instruction set the
-compiler targets (setup.py builds with -march=native), so an AVX-512 build uses 16-float
-vectors.  Against im2col + OpenBLAS this skips the unfolding and, where OpenBLAS is held to its
-AVX2 kernels (OPENBLAS_CORETYPE=Haswell), uses the wider vectors: LeNet and digits convs run
-2-3x faster, ResNet 3x3 ones ~1.5x (measured, README).
+- forward: ``CB`` output channels x ``NV`` vectors of positions stay in registers over all taps
+  of a group (per tap ``NV`` loads, ``CB`` weight broadcasts, ``CB * NV`` fused multiply-adds),
+  then the real outputs are scattered into y.  A strided forward (dilation 1) is first split
+  into input phases: a stride-1 conv over more channels (see _split_phases).
+- backward-data (stride 1): this forward on dy with the weight flipped and its channel roles
+  swapped.
+- backward-weight (stride 1): dy transposed to (position, channel) so that a position's output
+  channels are one vector; ``WT`` taps x 1-2 channel vectors accumulate outer products over a
+  chunk of positions, per thread, summed at the end.
 
-conv.pyx decides when to use it (``available()`` and the shape); its backward-data with
-stride 1 is this forward run on dy with the flipped, transposed weight.
+The kernels are C with GCC vector extensions (below) sized to the instruction set the compiler
+targets -- setup.py builds with -march=native -- so an AVX-512 build uses 16-float vectors.
+Against im2col + OpenBLAS, which this environment holds to AVX2 (OPENBLAS_CORETYPE=Haswell),
+they skip the unfolding and use the wider vectors: measured forward LeNet conv2 0.20 vs 0.77
+ms, digits 0.12 vs 0.32, ResNet 3x3 64@56 (N=8) 5.4 vs 11.9, 256@14 6.1 vs 10.0.  conv.pyx
+decides where they are used (``available()``, the shape and the pass).
 """
 
 from functools import lru_cache
@@ -50,7 +58,7 @@ cdef extern from *:
     /* aligned(4): loads at any float offset */
     typedef float minidl_vf __attribute__((vector_size(4 * MINIDL_VW), aligned(4)));
 
-    /* out[j * ldo + i] = sum over taps t of w[t * CB + j] * x[off[t] + i]
+    /* forward: out[j * ldo + i] = sum over taps t of w[t * CB + j] * x[off[t] + i]
        for j < CB output channels and i < VW * NV positions. */
     static void minidl_direct_block(const float* x, const Py_ssize_t* off, const float* w,
                                     Py_ssize_t taps, float* out, Py_ssize_t ldo)
@@ -70,9 +78,10 @@ cdef extern from *:
                 *(minidl_vf*)(out + j * ldo + MINIDL_VW * v) = acc[j][v];
     }
 
-    /* dw[u * ldw + v * VW + lane] += sum over q < n of x[off[u] + q] * dyt[q * ldd + v * VW + lane]
-       for u < WT taps and v < nv (1 or 2) vectors of output channels: an outer-product
-       update, dy transposed so that a position's output channels are one vector. */
+    /* backward-weight: dw[u * ldw + v * VW + lane] +=
+           sum over q < n of x[off[u] + q] * dyt[q * ldd + v * VW + lane]
+       for u < WT taps and v < nv (1 or 2) vectors of output channels: outer products, dy
+       transposed so that a position's output channels are one vector. */
     static inline __attribute__((always_inline)) void
     minidl_weight_kernel(const float* x, const Py_ssize_t* off, const float* dyt,
                          Py_ssize_t ldd, Py_ssize_t n, float* dw, Py_ssize_t ldw, const int nv)

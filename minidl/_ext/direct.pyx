@@ -50,6 +50,9 @@ cdef extern from *:
     #endif
     #define MINIDL_CB 4
     #define MINIDL_BLOCK (MINIDL_VW * MINIDL_NV)
+    #if MINIDL_BLOCK > 64
+    #error "forward_block keeps the real outputs of a block in arrays of 64"
+    #endif
     #if MINIDL_VW >= 16
     #define MINIDL_WT 12
     #else

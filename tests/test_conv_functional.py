@@ -265,12 +265,17 @@ def test_unallocatable_sizes_raise_cleanly():
         F.conv_transpose2d(huge, w, stride=(2**31, 2**31), output_padding=(2**31 - 1, 2**31 - 1))
 
 
-def test_conv_transpose_takes_the_shared_winograd_dispatch_and_matches_torch(torch):
+@pytest.mark.parametrize("direct_enabled", [True, False], ids=["direct", "no-direct"])
+def test_conv_transpose_takes_the_shared_winograd_dispatch_and_matches_torch(
+    direct_enabled, torch, monkeypatch
+):
     """A 3x3 stride-1 transposed conv with many channels takes the conv's dispatch: its
     forward, dx and dw run on Winograd's backward-data, forward and backward-weight (unless
     an AVX-512 build's direct kernels take all three), and equal PyTorch."""
-    from minidl._ext import direct
+    from minidl._ext import conv, direct
     from minidl.nn import _conv_functional
+
+    monkeypatch.setattr(conv, "direct_enabled", direct_enabled)
 
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 64, 9, 11)).astype(np.float32)
@@ -280,7 +285,7 @@ def test_conv_transpose_takes_the_shared_winograd_dispatch_and_matches_torch(tor
     mx, mw = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
     (F.conv_transpose2d(mx, mw, padding=1) * minidl.tensor(r)).sum().backward()
     calls = _conv_functional.winograd_calls
-    expected = 0 if direct.available() else 1
+    expected = 0 if direct_enabled and direct.available() else 1
     assert all(calls[kind] == before[kind] + expected for kind in ("forward", "data", "weight"))
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ty = torch.nn.functional.conv_transpose2d(tx, tw, padding=1)

@@ -177,7 +177,7 @@ def _use_winograd(kind, dtype, x_shape, w_shape, stride, dilation, before, after
                   groups) -> bool:
     """Winograd applies (2-D, 3x3, stride 1, dilation 1, groups 1, pads <= 2) and pays off."""
     out = [n + b + a - 2 for n, b, a in zip(x_shape[3:], before[1:], after[1:], strict=True)]
-    direct_wins = dtype == np.float32 and _direct.available()
+    direct_wins = dtype == np.float32 and _direct.available() and _kernels.direct_enabled
     return (
         not direct_wins
         and groups == 1

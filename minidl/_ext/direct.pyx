@@ -61,9 +61,6 @@ cdef extern from *:
     #endif
     #endif
     #define MINIDL_BLOCK (MINIDL_VW * MINIDL_NV)
-    #if MINIDL_BLOCK > 96
-    #error "forward_block keeps the real outputs of a block in arrays of 64"
-    #endif
     #if MINIDL_VW >= 16
     #ifndef MINIDL_WT
     #define MINIDL_WT 12
@@ -331,39 +328,42 @@ cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, c
     a block may span the end of one image and the start of the next."""
     cdef Py_ssize_t n_blocks = (g.length + MINIDL_BLOCK - 1) // MINIDL_BLOCK
     cdef Py_ssize_t grp = item // n_blocks, q0 = item % n_blocks * MINIDL_BLOCK
-    cdef Py_ssize_t ob, i, n, r, od, oh, ow, co, n_real = 0
-    cdef Py_ssize_t lane[96]  # the real outputs among the positions: 96 >= MINIDL_BLOCK
-    cdef Py_ssize_t dest[96]
+    cdef Py_ssize_t end = min(MINIDL_BLOCK, g.length - q0)
+    cdef Py_ssize_t Dp = g.plane // (g.Hp * g.Wp), ob, i, n, r, od, oh, ow, co, k, run
     cdef const float* w = wp + grp * g.Opad * g.taps
+    cdef const float* src
+    cdef float* dst
     for ob in range(g.Opad // MINIDL_CB):
         minidl_direct_block(xp + grp * g.Cg * g.N * g.plane + q0, off,
                             w + ob * MINIDL_CB * g.taps, g.taps,
                             tile + ob * MINIDL_CB * MINIDL_BLOCK, MINIDL_BLOCK)
-    # grid coordinates of q0, then stepped along (divisions per position cost more than the
-    # kernel itself on a LeNet first layer)
+    # copy the real outputs out, one grid row segment at a time (contiguous in the tile and in
+    # y); grid coordinates are stepped along, not divided out per position
     n = q0 // g.plane
     r = q0 - n * g.plane
     ow = r % g.Wp
     oh = r // g.Wp % g.Hp
     od = r // g.Wp // g.Hp
-    for i in range(min(MINIDL_BLOCK, g.length - q0)):
-        if ow < g.oW and oh < g.oH and od < g.oD:
-            lane[n_real] = i
-            dest[n_real] = (n * g.G + grp) * g.Og * g.P + (od * g.oH + oh) * g.oW + ow
-            n_real += 1
-        ow += 1
+    i = 0
+    while i < end:
+        run = min(g.Wp - ow, end - i)  # positions left in this grid row and block
+        if oh < g.oH and od < g.oD and ow < g.oW:
+            src = tile + i
+            dst = y + (n * g.G + grp) * g.Og * g.P + (od * g.oH + oh) * g.oW + ow
+            for co in range(g.Og):
+                for k in range(min(run, g.oW - ow)):
+                    dst[co * g.P + k] = src[co * MINIDL_BLOCK + k]
+        i += run
+        ow += run
         if ow == g.Wp:
             ow = 0
             oh += 1
             if oh == g.Hp:
                 oh = 0
                 od += 1
-                if od == g.plane // (g.Hp * g.Wp):
+                if od == Dp:
                     od = 0
                     n += 1
-    for co in range(g.Og):
-        for i in range(n_real):
-            y[dest[i] + co * g.P] = tile[co * MINIDL_BLOCK + lane[i]]
 
 
 cdef _run_forward(Grid g, const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] wp,

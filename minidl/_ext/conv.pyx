@@ -246,9 +246,9 @@ def _use_direct(kind, _Geometry geo, dtype, stride, dilation) -> bool:
 
     Measured (2 threads, ms, direct vs GEMM): forward LeNet 6->16 0.23 vs 0.61, ResNet 3x3
     64@56 N=8 5.4 vs 11.9, stem 7x7/2 10.5 vs 12.9; backward-data and -weight of stride-1
-    convs likewise, but with stride 2 (phases) and with fewer than 4 input channels (data:
-    the kernel computes output channels in blocks of 8) or 8 output channels (weight: half of
-    a 16-lane vector idle) GEMM is as fast or faster.  Not for 1x1 stride-1 kernels (a plain GEMM on x: 5.1 vs 6.7 ms at 8x256x56x56)
+    convs likewise (LeNet conv1's weight, 6 output channels: 0.31 vs 0.42), but with stride 2
+    (phases) and for a backward-data with fewer than 4 input channels (the kernel computes
+    output channels in blocks of 8) GEMM is as fast or faster.  Not for 1x1 stride-1 kernels (a plain GEMM on x: 5.1 vs 6.7 ms at 8x256x56x56)
     nor depthwise (its own kernel below)."""
     cdef const Geom* g = &geo.g
     if not (direct_enabled and dtype == np.float32 and direct.available()):
@@ -260,7 +260,7 @@ def _use_direct(kind, _Geometry geo, dtype, stride, dilation) -> bool:
         return stride_one or tuple(dilation) == (1, 1, 1)
     if kind == "data":
         return stride_one and g.Cg >= 4
-    return stride_one and g.Og >= 8
+    return stride_one
 
 
 def _per_thread(nt, n, dtype, zero=False):

@@ -144,6 +144,19 @@ def test_depthwise(multiplier, stride, dtype):
     check_all_three(x, w, dy, params, dtype)
 
 
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize("kernel, dilation", [(1, 1), (3, 1), (3, 2)])
+@pytest.mark.parametrize("pad_before, pad_after", [(0, 4), (1, 2), (3, 0), (4, 4)])
+def test_depthwise_stride_one_paddings(multiplier, kernel, dilation, pad_before, pad_after):
+    """Stride 1 runs on padded planes; a padding beyond the dilated kernel extent sends the
+    backward-data back to the per-row kernel (its dy would need a negative padding)."""
+    params = ((1, 1, 1), (1, dilation, dilation), (0, pad_before, pad_before),
+              (0, pad_after, pad_after), 3)
+    x, w, dy = arrays(11, (2, 3, 1, 7, 9), (3 * multiplier, 1, 1, kernel, kernel), params,
+                      np.float32)
+    check_all_three(x, w, dy, params, np.float32)
+
+
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pointwise(groups, dtype):

@@ -19,13 +19,13 @@ when this module is imported; :func:`set_num_threads` changes it.
 
 from __future__ import annotations
 
-import operator
 import os
 
 from threadpoolctl import ThreadpoolController
 
 from ._ext import conv as _conv
 from ._ext import pool as _pool
+from ._ext._args import thread_count
 
 __all__ = ["BLAS_THREADS", "default_num_threads", "get_num_threads", "set_num_threads"]
 
@@ -49,23 +49,13 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _check(n: int) -> int:
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise TypeError(f"number of threads must be an int, got {type(n).__name__}") from None
-    if n < 1:
-        raise ValueError(f"number of threads must be >= 1, got {n}")
-    return n
-
-
 def set_num_threads(n: int) -> None:
     """Run minidl's kernels on ``n`` OpenMP threads, and BLAS on one (see the module doc).
 
     Like ``torch.set_num_threads`` this is process-wide: the BLAS setting also applies to
     numpy's and scipy's own products. ``ValueError`` if ``n < 1``.
     """
-    n = _check(n)
+    n = thread_count(n)
     _conv.set_num_threads(n)
     _pool.set_num_threads(n)
     # A fresh controller sees every BLAS library loaded so far; the limit stays in force

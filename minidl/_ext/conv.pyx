@@ -46,6 +46,8 @@ from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from minidl._ext import direct
+from minidl._ext._args import thread_count
+from minidl._ext._args import triple as _triple
 
 # Bytes of column buffer per work item.  Forward / backward-weight unfold a tile of ~1 MiB: BLAS
 # is already at its single-thread peak there and the tile stays in L2.  Backward-data wants
@@ -75,10 +77,7 @@ _blas_libraries = None
 def set_num_threads(n: int) -> None:
     """Set the number of threads the convolution kernels use."""
     global _num_threads
-    n = operator.index(n)
-    if n < 1:
-        raise ValueError(f"number of threads must be >= 1, got {n}")
-    _num_threads = n
+    _num_threads = thread_count(n)
 
 
 def get_num_threads() -> int:
@@ -114,18 +113,6 @@ def _float_arrays(**arrays):
         if a.ndim != 5:
             raise ValueError(f"{name} must be 5-D, got shape {a.shape}")
     return [np.ascontiguousarray(a) for a in out.values()]
-
-
-def _triple(value, name, minimum):
-    try:
-        result = tuple(operator.index(v) for v in value)
-    except TypeError:
-        raise TypeError(f"{name} must be a tuple of 3 ints, got {value!r}") from None
-    if len(result) != 3:
-        raise ValueError(f"{name} must have 3 entries (D, H, W), got {value!r}")
-    if min(result) < minimum:
-        raise ValueError(f"{name} must be >= {minimum} in every dimension, got {result}")
-    return result
 
 
 def _params(stride, dilation, pad_before, pad_after, groups):
@@ -270,6 +257,13 @@ def _per_thread(nt, n, dtype, zero=False):
     lines (false sharing made the small depthwise accumulators 2x slower)."""
     shape = (nt, n + 64)
     return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+
+
+def _plane_buffers(nt, size, before, after, dtype):
+    """Per thread, room for a plane of `size` padded by before/after and its output grid
+    (never longer than the padded plane): the stride-1 depthwise kernels' scratch."""
+    padded = [n + b + a for n, b, a in zip(size, before, after)]
+    return _per_thread(nt, 2 * padded[0] * padded[1] * padded[2], dtype)
 
 
 def _tile(total, unit_bytes, units, nt, target):
@@ -798,8 +792,7 @@ def conv_forward(x, w, stride, dilation, pad_before, pad_after, groups) -> np.nd
     if geo.depthwise:
         bufs = None
         if stride == (1, 1, 1):
-            padded = [i + b + a for i, b, a in zip(x.shape[2:], pad_before, pad_after)]
-            bufs = _per_thread(nt, 2 * padded[0] * padded[1] * padded[2], x.dtype)
+            bufs = _plane_buffers(nt, x.shape[2:], pad_before, pad_after, x.dtype)
         _depthwise_forward(geo, x.reshape(-1), w.reshape(-1), y.reshape(-1), bufs, nt)
         return y
     rows = _tile(geo.g.R, geo.g.K * out[2] * x.itemsize, N * groups, nt, _TILE_BYTES)
@@ -843,12 +836,11 @@ def conv_backward_data(dy, w, input_size, stride, dilation, pad_before, pad_afte
     if geo.depthwise:
         bufs = None
         extent = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
-        # stride 1: dy padded by extent - pad_before before, input - out + pad_before after
+        # stride 1: dy padded by extent - pad_before before and extent - pad_after after
         before = [e - b for e, b in zip(extent, pad_before)]
-        after = [i - o + b for i, o, b in zip(input_size, out, pad_before)]
+        after = [e - a for e, a in zip(extent, pad_after)]
         if stride == (1, 1, 1) and min(before) >= 0 and min(after) >= 0:
-            padded = [o + b + a for o, b, a in zip(out, before, after)]
-            bufs = _per_thread(nt, 2 * padded[0] * padded[1] * padded[2], dy.dtype)
+            bufs = _plane_buffers(nt, out, before, after, dy.dtype)
         _depthwise_data(geo, dy.reshape(-1), w.reshape(-1), dx.reshape(-1), bufs, nt)
         return dx
     chans = _tile(geo.g.Cg, geo.g.kvol * geo.g.P * dy.itemsize, N * groups, nt, _BLOCK_BYTES)
@@ -885,9 +877,10 @@ def conv_backward_weight(x, dy, kernel_size, stride, dilation, pad_before, pad_a
     acc = _per_thread(nt, O * K, x.dtype, zero=True)  # one dw accumulator per thread
     if geo.depthwise:
         stride_one = stride == (1, 1, 1)
-        padded = [i + b + a for i, b, a in zip(x.shape[2:], pad_before, pad_after)]
-        size = 2 * padded[0] * padded[1] * padded[2] if stride_one else out[2]
-        bufs = _per_thread(nt, size, x.dtype)
+        if stride_one:
+            bufs = _plane_buffers(nt, x.shape[2:], pad_before, pad_after, x.dtype)
+        else:
+            bufs = _per_thread(nt, out[2], x.dtype)
         _depthwise_weight(geo, x.reshape(-1), dy.reshape(-1), acc, bufs, stride_one, nt)
         dw = acc[:, : O * K].sum(axis=0)
     else:

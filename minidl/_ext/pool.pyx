@@ -21,6 +21,9 @@ import operator
 
 import numpy as np
 
+from minidl._ext._args import thread_count
+from minidl._ext._args import triple as _triple
+
 cimport cython
 cimport openmp
 from cython cimport floating
@@ -35,10 +38,7 @@ cdef int _num_threads = max(1, openmp.omp_get_max_threads())
 def set_num_threads(n):
     """Set the number of OpenMP threads used by the pooling kernels."""
     global _num_threads
-    n = operator.index(n)
-    if n < 1:
-        raise ValueError(f"number of threads must be >= 1, got {n}")
-    _num_threads = n
+    _num_threads = thread_count(n)
 
 
 def get_num_threads():
@@ -75,16 +75,6 @@ def pool_output_size(in_size, k, s, p, d, ceil_mode):
     if ceil_mode and (out - 1) * s >= in_size + p:
         out -= 1  # the last window would start in the right padding
     return out
-
-
-def _triple(value, name):
-    try:
-        result = tuple(operator.index(v) for v in value)
-    except TypeError:
-        raise TypeError(f"{name} must be a tuple of 3 ints, got {value!r}") from None
-    if len(result) != 3:
-        raise ValueError(f"{name} must have 3 entries (D, H, W), got {value!r}")
-    return result
 
 
 def _check_float_array(a, name, ndim=5):

@@ -38,6 +38,7 @@ from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from . import conv as _conv
+from ._args import thread_count
 
 _INT_MAX = 2**31 - 1
 # Bytes of transformed input + GEMM output (V and M) per work item: sized to stay in L2.
@@ -52,11 +53,7 @@ _num_threads = None  # None: follow minidl._ext.conv's thread count
 def set_num_threads(n) -> None:
     """Threads for the Winograd kernels; ``None`` follows ``minidl._ext.conv``'s setting."""
     global _num_threads
-    if n is not None:
-        n = operator.index(n)
-        if n < 1:
-            raise ValueError(f"number of threads must be >= 1, got {n}")
-    _num_threads = n
+    _num_threads = None if n is None else thread_count(n)
 
 
 def get_num_threads() -> int:

@@ -192,18 +192,25 @@ class Module:
 
     def state_dict(self, profile: str | None = None) -> OrderedDict[str, np.ndarray]:
         """Names -> numpy arrays (copies). ``profile`` exports in that framework's layout."""
-        state: OrderedDict[str, np.ndarray] = OrderedDict()
-        for prefix, module in self.named_modules():
-            for name, value in module._export_state(profile).items():
-                state[f"{prefix}.{name}" if prefix else name] = value
-        return state
+        return OrderedDict(
+            (_key(prefix, name), value)
+            for prefix, _, own in self._exported(profile)
+            for name, value in own.items()
+        )
+
+    def _exported(self, profile: str | None) -> list[tuple[str, Module, dict[str, Any]]]:
+        """(prefix, module, its own exported state) for every module, in order."""
+        return [(prefix, m, m._export_state(profile)) for prefix, m in self.named_modules()]
 
     def load_state_dict(
         self, state_dict: dict[str, Any], strict: bool = True, profile: str | None = None
     ) -> tuple[list[str], list[str]]:
         """Load numpy arrays, minidl Tensors or torch tensors, given in the layout of
         ``profile`` (default: this model's own). Returns ``(missing, unexpected)`` keys."""
-        expected = self.state_dict(profile)
+        exported = self._exported(profile)
+        expected = {
+            _key(prefix, name): value for prefix, _, own in exported for name, value in own.items()
+        }
         given = {key: _to_numpy(value) for key, value in state_dict.items()}
         missing = [k for k in expected if k not in given]
         unexpected = [k for k in given if k not in expected]
@@ -218,13 +225,9 @@ class Module:
                     f"but {expected[key].shape} in the model"
                     + (f" (layout of profile {profile!r})" if profile else "")
                 )
-        for prefix, module in self.named_modules():
-            own = module._export_state(profile)
-            entries = {}
-            for name in own:
-                key = f"{prefix}.{name}" if prefix else name
-                entries[name] = given[key] if key in given else own[name]
-            if entries:
+        for prefix, module, own in exported:
+            if own:
+                entries = {name: given.get(_key(prefix, name), v) for name, v in own.items()}
                 module._import_state(entries, profile)
         return missing, unexpected
 
@@ -241,6 +244,10 @@ class Module:
             return f"{type(self).__name__}({self.extra_repr()})"
         extra = [f"  {self.extra_repr()}"] if self.extra_repr() else []
         return f"{type(self).__name__}(\n" + "\n".join(extra + children) + "\n)"
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
 
 
 class Sequential(Module):

@@ -29,7 +29,7 @@ def torch() -> Any:
 
 @pytest.fixture(scope="session", autouse=True)
 def threads(request: pytest.FixtureRequest, torch: Any) -> int:
-    from minidl import threads as minidl_threads
+    from minidl import runtime as minidl_threads
 
     n = request.config.getoption("--bench-threads")
     minidl_threads.set_num_threads(n)

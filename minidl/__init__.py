@@ -1,9 +1,16 @@
 """minidl: a small deep-learning framework whose convolutions run in Cython."""
 
-from . import data, memory, nn, optim, profiles
+from . import (
+    data,
+    nn,
+    optim,
+    profiles,
+    runtime,  # first: what importing minidl changes in the process (see there)
+)
 from .profiles import *  # noqa: F403  (set_profile, use_profile, ...)
 from .profiles import __all__ as _profiles_all
 from .random import manual_seed
+from .runtime import get_num_threads, set_num_threads
 from .serialization import *  # noqa: F403  (save, load)
 from .serialization import __all__ as _serialization_all
 from .tensor import (
@@ -19,7 +26,6 @@ from .tensor import (
     tensor,
     where,
 )
-from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -34,11 +40,11 @@ __all__ = [
     "is_grad_enabled",
     "manual_seed",
     "matmul",
-    "memory",
     "nn",
     "no_grad",
     "optim",
     "profiles",
+    "runtime",
     "set_num_threads",
     "stack",
     "tensor",

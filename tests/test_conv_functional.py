@@ -245,6 +245,18 @@ BAD = [
      r"output size \(-1, -1\) is too small"),
     (lambda: F.conv_transpose1d(T(1, 2, 4), T(2, 1, 3), padding="same"), ValueError,
      "padding must be an int or a tuple"),
+    (lambda: F.conv2d(T(1, 3, 5, 5), T(4, 3, 0, 0)), ValueError,
+     r"conv2d: weight of shape \(4, 3, 0, 0\) has a zero-sized dim"),
+    (lambda: F.conv1d(T(2, 0, 5), T(4, 0, 3)), ValueError,
+     r"conv1d: weight of shape \(4, 0, 3\) has a zero-sized dim"),
+    (lambda: F.conv3d(T(1, 2, 3, 0, 3), T(4, 2, 1, 1, 1)), ValueError,
+     r"conv3d: input of shape \(1, 2, 3, 0, 3\) has a zero-sized dim"),
+    (lambda: F.conv_transpose2d(T(1, 2, 4, 4), T(2, 0, 3, 3)), ValueError,
+     r"conv_transpose2d: weight of shape \(2, 0, 3, 3\) has a zero-sized dim"),
+    (lambda: F.conv2d(T(3, 5, 5), T(2, 3, 3, 3), stride=[1, 1, 1]), ValueError,
+     r"stride must be an int or a tuple of 2 ints, got \[1, 1, 1\]"),
+    (lambda: F.conv2d(T(1, 3, 5, 5), T(2, 3, 3, 3), stride=True), TypeError,
+     "stride must be an int or a tuple of 2 ints, got True"),
     (lambda: F.pad(T(1, 2, 3), (1, 1), mode="mirror"), ValueError, "mode must be one of"),
     (lambda: F.pad(T(1, 2, 3), (3, 0), mode="reflect"), ValueError,
      r"reflect padding \(3, 0\) of dim 2 with size 3 is not possible"),
@@ -258,6 +270,17 @@ def test_bad_input_raises_clear_errors(call, exc, words):
         call()
 
 
+def test_repeated_arguments_are_checked_each_time():
+    """The geometry is remembered per distinct arguments: a valid call first must not let a
+    bad one through later (True hashes like 1 but is not an int)."""
+    x, w = T(1, 3, 5, 5), T(2, 3, 3, 3)
+    assert F.conv2d(x, w, stride=1).shape == (1, 2, 3, 3)
+    with pytest.raises(TypeError, match="stride must be an int"):
+        F.conv2d(x, w, stride=True)
+    with pytest.raises(ValueError, match="input has 4 channels"):
+        F.conv2d(T(1, 4, 5, 5), w, stride=1)
+
+
 def test_unallocatable_sizes_raise_cleanly():
     huge = minidl.tensor(np.zeros((1, 1, 1, 1), np.float32))
     w = minidl.tensor(np.zeros((1, 1, 1, 1), np.float32))
@@ -265,28 +288,22 @@ def test_unallocatable_sizes_raise_cleanly():
         F.conv_transpose2d(huge, w, stride=(2**31, 2**31), output_padding=(2**31 - 1, 2**31 - 1))
 
 
-@pytest.mark.parametrize("direct_enabled", [True, False], ids=["direct", "no-direct"])
-def test_conv_transpose_takes_the_shared_winograd_dispatch_and_matches_torch(
-    direct_enabled, torch, monkeypatch
-):
+@pytest.mark.parametrize("forced", [None, "winograd", "gemm"], ids=["chosen", "winograd", "gemm"])
+def test_conv_transpose_takes_the_shared_dispatch_and_matches_torch(forced, torch):
     """A 3x3 stride-1 transposed conv with many channels takes the conv's dispatch: its
-    forward, dx and dw run on Winograd's backward-data, forward and backward-weight (unless
-    an AVX-512 build's direct kernels take all three), and equal PyTorch."""
-    from minidl._ext import conv, direct
-    from minidl.nn import _conv_functional
-
-    monkeypatch.setattr(conv, "direct_enabled", direct_enabled)
+    forward, dx and dw run on a conv's backward-data, forward and backward-weight (Winograd,
+    or an AVX-512 build's direct kernels, unless forced), and equal PyTorch."""
+    from minidl._ext import direct, dispatch
 
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 64, 9, 11)).astype(np.float32)
     w = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
     r = rng.standard_normal((2, 64, 9, 11)).astype(np.float32)
-    before = dict(_conv_functional.winograd_calls)
     mx, mw = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
-    (F.conv_transpose2d(mx, mw, padding=1) * minidl.tensor(r)).sum().backward()
-    calls = _conv_functional.winograd_calls
-    expected = 0 if direct_enabled and direct.available() else 1
-    assert all(calls[kind] == before[kind] + expected for kind in ("forward", "data", "weight"))
+    with dispatch.force(forced), dispatch.record() as log:
+        (F.conv_transpose2d(mx, mw, padding=1) * minidl.tensor(r)).sum().backward()
+    expected = forced or ("direct" if direct.available() else "winograd")
+    assert log == [("data", expected), ("forward", expected), ("weight", expected)]
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ty = torch.nn.functional.conv_transpose2d(tx, tw, padding=1)
     (ty * torch.tensor(r)).sum().backward()

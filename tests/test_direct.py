@@ -1,14 +1,15 @@
-"""Tests of the direct float32 kernels (minidl._ext.direct), which conv.pyx's three primitives
-use in an AVX-512 build.
+"""Tests of the direct float32 kernels (minidl._ext.direct), which minidl._ext.dispatch
+chooses in an AVX-512 build.
 
 The direct functions are called themselves so that these tests run in every build (with
 narrower vectors where AVX-512 is missing); the float64 numpy reference is the oracle.
 """
 
+import kernels as conv
 import numpy as np
 import pytest
 
-from minidl._ext import conv, direct
+from minidl._ext import direct, dispatch
 from minidl._ext import reference as ref
 
 ONE = (1, 1, 1)
@@ -54,7 +55,7 @@ def _arrays(seed, x_shape, w_shape, params):
 def test_forward_matches_reference(seed):
     x_shape, w_shape, params = random_config(seed, strided=seed % 2 == 1)
     x, w, _ = _arrays(seed, x_shape, w_shape, params)
-    y = direct.forward(x, w, *params, 2)
+    y = direct.forward(x, w, conv.geometry(x_shape, w_shape, *params), 2)
     expected = ref.conv_forward(x, w, *params)
     assert y.shape == expected.shape and y.dtype == np.float32
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
@@ -66,13 +67,13 @@ def test_backward_data_matches_reference(seed):
     conv_backward_data takes im2col + GEMM (both equal the reference)."""
     x_shape, w_shape, params = random_config(seed, strided=False)
     _, w, dy = _arrays(seed, x_shape, w_shape, params)
-    _, dilation, before, _, groups = params
+    geo = conv.geometry(x_shape, w_shape, *params)
     expected = ref.conv_backward_data(dy, w, x_shape[2:], *params)
-    if direct.data_padding_fits(dy.shape[2:], w_shape[2:], x_shape[2:], dilation, before):
-        dx = direct.backward_data(dy, w, x_shape[2:], dilation, before, groups, 2)
+    if direct.data_padding_fits(geo):
+        dx = direct.backward_data(dy, w, geo, 2)
     else:
-        assert max(before) > 0
-        dx = conv.conv_backward_data(dy, w, x_shape[2:], *params)
+        assert max(geo.pad_before) > 0
+        dx = conv.conv_backward_data(dy, w, x_shape[2:], *params, algorithm="gemm")
     assert dx.shape == expected.shape and dx.dtype == np.float32
     np.testing.assert_allclose(dx, expected, rtol=1e-4, atol=1e-4)
 
@@ -81,7 +82,7 @@ def test_backward_data_matches_reference(seed):
 def test_weight_matches_reference(seed):
     x_shape, w_shape, params = random_config(seed, strided=False)
     x, _, dy = _arrays(seed, x_shape, w_shape, params)
-    dw = direct.weight(x, dy, w_shape[2:], *params[1:], 2)
+    dw = direct.backward_weight(x, dy, conv.geometry(x_shape, w_shape, *params), 2)
     expected = ref.conv_backward_weight(x, dy, w_shape[2:], *params)
     assert dw.shape == expected.shape and dw.dtype == np.float32
     np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)
@@ -93,23 +94,21 @@ def test_block_reading_past_the_last_plane():
     for width in range(1, 70):
         x = np.ones((1, 1, 1, 1, width), np.float32)
         w = np.ones((1, 1, 1, 1, 1), np.float32)
-        y = direct.forward(x, w, ONE, ONE, (0, 0, 0), (0, 0, 0), 1, 2)
+        geo = conv.geometry(x.shape, w.shape, ONE, ONE, (0, 0, 0), (0, 0, 0), 1)
+        y = direct.forward(x, w, geo, 2)
         np.testing.assert_array_equal(y, x)
 
 
-def test_dispatch_in_conv_forward_and_backward_weight():
-    """In an AVX-512 build conv_forward and conv_backward_weight of a float32 stride-1 conv
-    give the direct kernels' results bit for bit; in other builds im2col + GEMM's."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 6, 1, 14, 14)).astype(np.float32)
-    w = rng.standard_normal((16, 6, 1, 5, 5)).astype(np.float32)
-    zero, nt = (0, 0, 0), conv.get_num_threads()
-    y = conv.conv_forward(x, w, ONE, ONE, zero, zero, 1)
-    y_direct = direct.forward(x, w, ONE, ONE, zero, zero, 1, nt)
-    assert np.array_equal(y, y_direct) == direct.available()
-    dw = conv.conv_backward_weight(x, y, w.shape[2:], ONE, ONE, zero, zero, 1)
-    dw_direct = direct.weight(x, y, w.shape[2:], ONE, zero, zero, 1, nt)
-    assert np.array_equal(dw, dw_direct) == direct.available()
+def test_dispatcher_chooses_direct_where_the_build_has_it():
+    """A float32 stride-1 5x5 conv: the direct kernels for all three passes in an AVX-512
+    build, im2col + GEMM in others; float64 always on the GEMM (the direct kernels are
+    float32)."""
+    zero = (0, 0, 0)
+    geo = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), ONE, ONE, zero, zero, 1)
+    expected = "direct" if direct.available() else "gemm"
+    assert [dispatch.choose(p, geo, np.float32) for p in dispatch.PASSES] == [expected] * 3
+    assert [dispatch.choose(p, geo, np.float64) for p in dispatch.PASSES] == ["gemm"] * 3
+    assert dispatch.applicable("direct", "forward", geo, np.float32) == direct.available()
 
 
 def test_weight_is_deterministic():
@@ -117,5 +116,6 @@ def test_weight_is_deterministic():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 8, 1, 20, 20)).astype(np.float32)
     dy = rng.standard_normal((4, 16, 1, 18, 18)).astype(np.float32)
-    runs = [direct.weight(x, dy, (1, 3, 3), ONE, (0, 0, 0), (0, 0, 0), 1, 2) for _ in range(5)]
+    geo = conv.geometry(x.shape, (16, 8, 1, 3, 3), ONE, ONE, (0, 0, 0), (0, 0, 0), 1)
+    runs = [direct.backward_weight(x, dy, geo, 2) for _ in range(5)]
     assert all(np.array_equal(runs[0], r) for r in runs[1:])

@@ -1,14 +1,18 @@
-"""Tests of the convolution kernels (minidl._ext.conv).
+"""Tests of the convolution kernels behind minidl._ext.dispatch's three primitives.
 
-The Cython kernels are checked against the slow numpy reference (minidl._ext.reference) on
-randomised configurations, and the reference itself against PyTorch, so both are anchored to the
-real framework.  Configurations are seeded: a failure names its seed and is reproducible.
+Every algorithm that can compute a pass on this machine (gemm, pointwise, depthwise, direct,
+winograd; see kernels.algorithms) is checked against the slow numpy reference
+(minidl._ext.reference) on randomised configurations, and the reference itself against PyTorch,
+so all are anchored to the real framework.  Configurations are seeded: a failure names its seed
+and is reproducible.
 """
 
+import kernels as conv
 import numpy as np
 import pytest
 
-from minidl._ext import conv
+from minidl import runtime
+from minidl._ext import dispatch, gemm
 from minidl._ext import reference as ref
 
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
@@ -78,27 +82,23 @@ def assert_close(actual, expected, dtype):
 
 
 def check_all_three(x, w, dy, params, dtype):
-    """The three kernels against the reference on the same arrays."""
+    """The three primitives against the reference on the same arrays, on every algorithm
+    that can compute each pass here; returns the (pass, algorithm) pairs that ran."""
     kernel, in_size = w.shape[2:], x.shape[2:]
-    assert_close(conv.conv_forward(x, w, *params), ref.conv_forward(x, w, *params), dtype)
-    assert_close(
-        conv.conv_backward_data(dy, w, in_size, *params),
-        ref.conv_backward_data(dy, w, in_size, *params),
-        dtype,
-    )
-    assert_close(
-        conv.conv_backward_weight(x, dy, kernel, *params),
-        ref.conv_backward_weight(x, dy, kernel, *params),
-        dtype,
-    )
-
-
-@pytest.fixture(autouse=True, params=["direct", "gemm"])
-def float32_path(request, monkeypatch):
-    """Every test twice: float32 on the direct kernels where an AVX-512 build has them, and on
-    im2col + GEMM as in other builds."""
-    monkeypatch.setattr(conv, "direct_enabled", request.param == "direct")
-    return request.param
+    ran = []
+    for algorithm in conv.algorithms("forward", x.shape, w.shape, params, dtype):
+        y = conv.conv_forward(x, w, *params, algorithm=algorithm)
+        assert_close(y, ref.conv_forward(x, w, *params), dtype)
+        ran.append(("forward", algorithm))
+    for algorithm in conv.algorithms("data", x.shape, w.shape, params, dtype):
+        dx = conv.conv_backward_data(dy, w, in_size, *params, algorithm=algorithm)
+        assert_close(dx, ref.conv_backward_data(dy, w, in_size, *params), dtype)
+        ran.append(("data", algorithm))
+    for algorithm in conv.algorithms("weight", x.shape, w.shape, params, dtype):
+        dw = conv.conv_backward_weight(x, dy, kernel, *params, algorithm=algorithm)
+        assert_close(dw, ref.conv_backward_weight(x, dy, kernel, *params), dtype)
+        ran.append(("weight", algorithm))
+    return ran
 
 
 # ---- kernels vs reference ------------------------------------------------------------------
@@ -110,6 +110,30 @@ def test_random_configs_match_reference(seed, dtype):
     x_shape, w_shape, params = random_config(seed)
     x, w, dy = arrays(seed, x_shape, w_shape, params, dtype)
     check_all_three(x, w, dy, params, dtype)
+
+
+WINOGRAD_PARAMS = ((1, 1, 1), (1, 1, 1), (0, 1, 0), (0, 2, 1), 1)  # 2-D 3x3, pads 0..2
+
+
+def test_every_algorithm_of_this_machine_is_checked():
+    """The random configurations above reach every algorithm this build has for each pass
+    (direct only where the build has it), so none of them goes untested."""
+    ran = set()
+    for seed in range(60):
+        for dtype in (np.float32, np.float64):
+            x_shape, w_shape, params = random_config(seed)
+            x, w, dy = arrays(seed, x_shape, w_shape, params, dtype)
+            ran.update(check_all_three(x, w, dy, params, dtype))
+    x, w, dy = arrays(0, (2, 4, 1, 6, 6), (4, 4, 1, 3, 3), WINOGRAD_PARAMS, np.float64)
+    ran.update(check_all_three(x, w, dy, WINOGRAD_PARAMS, np.float64))
+    pointwise = ((1, 1, 1), (1, 1, 1), (0, 0, 0), (0, 0, 0), 1)
+    x, w, dy = arrays(0, (2, 4, 1, 6, 6), (4, 4, 1, 1, 1), pointwise, np.float32)
+    ran.update(check_all_three(x, w, dy, pointwise, np.float32))
+    expected = {"gemm", "pointwise", "depthwise", "winograd"}
+    if dispatch.direct.available():
+        expected.add("direct")
+    for pass_ in dispatch.PASSES:
+        assert {a for p, a in ran if p == pass_} == expected, pass_
 
 
 @pytest.mark.parametrize("how", ["strided", "fortran"])
@@ -177,8 +201,8 @@ def test_single_input_channel(out_channels):
 @pytest.mark.parametrize("seed", range(8))
 def test_tiny_tiles(monkeypatch, seed):
     """Tiles of one output row and channel blocks of one channel: the tiling seams are exact."""
-    monkeypatch.setattr(conv, "_TILE_BYTES", 1)
-    monkeypatch.setattr(conv, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(gemm, "_TILE_BYTES", 1)
+    monkeypatch.setattr(gemm, "_BLOCK_BYTES", 1)
     x_shape, w_shape, params = random_config(200 + seed, kind=("plain", "grouped")[seed % 2])
     x, w, dy = arrays(seed, x_shape, w_shape, params, np.float64)
     check_all_three(x, w, dy, params, np.float64)
@@ -207,12 +231,12 @@ def test_read_only_inputs():
 def test_thread_count_does_not_change_results(kind):
     x_shape, w_shape, params = random_config(500, nd=2, kind=kind, batch=5)
     x, w, dy = arrays(500, x_shape, w_shape, params, np.float64)
-    before = conv.get_num_threads()
+    before = runtime.get_num_threads()
     try:
         results = []
         for n in (1, 3):
-            conv.set_num_threads(n)
-            assert conv.get_num_threads() == n
+            runtime.set_num_threads(n)
+            assert runtime.get_num_threads() == n
             results.append(
                 (
                     conv.conv_forward(x, w, *params),
@@ -221,66 +245,81 @@ def test_thread_count_does_not_change_results(kind):
                 )
             )
     finally:
-        conv.set_num_threads(before)
+        runtime.set_num_threads(before)
     for one, three in zip(*results):
         np.testing.assert_allclose(one, three, rtol=1e-12, atol=1e-12)
 
 
 def test_default_threads_is_positive():
-    assert conv.get_num_threads() >= 1
+    assert runtime.get_num_threads() >= 1
     with pytest.raises(ValueError, match="threads must be >= 1"):
-        conv.set_num_threads(0)
+        runtime.set_num_threads(0)
 
 
 # ---- bad inputs ----------------------------------------------------------------------------
+# The geometry (minidl._geometry, the one parse) rejects bad arguments before any kernel runs;
+# the primitives then only check that the arrays they get match the geometry.
 
 P = dict(stride=(1, 1, 1), dilation=(1, 1, 1), pad_before=(0, 1, 1), pad_after=(0, 1, 1), groups=1)
 X, W = (2, 4, 1, 6, 6), (4, 4, 1, 3, 3)  # a valid 2-D conv with padding 1: y has X's shape
+GEO = conv.geometry(X, W, *P.values())
 
 
-def fwd(x=X, w=W, dtype=np.float32, w_dtype=None, **params):
-    x, w = np.zeros(x, dtype), np.zeros(w, w_dtype or dtype)
-    return lambda: conv.conv_forward(x, w, **{**P, **params})
-
-
-def data(dy=X, w=W, input_size=X[2:], **params):
-    dy, w = np.zeros(dy, np.float32), np.zeros(w, np.float32)
-    return lambda: conv.conv_backward_data(dy, w, input_size, **{**P, **params})
-
-
-def weight(x=X, dy=X, kernel_size=W[2:], **params):
-    x, dy = np.zeros(x, np.float32), np.zeros(dy, np.float32)
-    return lambda: conv.conv_backward_weight(x, dy, kernel_size, **{**P, **params})
+def geometry(x=X, w=W, **params):
+    p = {**P, **params}
+    return lambda: conv.geometry(x, w, p["stride"], p["dilation"], p["pad_before"],
+                                 p["pad_after"], p["groups"])
 
 
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (fwd(x=(2, 4, 6, 6)), ValueError, r"x must be 5-D.*\(2, 4, 6, 6\)"),
-        (fwd(dtype=np.int32), TypeError, "float32 or float64"),
-        (fwd(w_dtype=np.float64), TypeError, "one dtype, got x: float32, w: float64"),
-        (fwd(w=(3, 3, 1, 3, 3)), ValueError, r"4 channels but weight \(3, 3, 1, 3, 3\) expects"),
-        (fwd(w=(3, 2, 1, 3, 3), groups=2), ValueError, "divisible by groups=2"),
-        (fwd(groups=0), ValueError, "groups must be >= 1"),
-        (fwd(groups=1.0), TypeError, "groups must be an int"),
-        (fwd(stride=(1, 0, 1)), ValueError, "stride must be >= 1"),
-        (fwd(dilation=(1, 1, 0)), ValueError, "dilation must be >= 1"),
-        (fwd(pad_before=(0, -1, 0)), ValueError, "pad_before must be >= 0"),
-        (fwd(stride=(1, 1)), ValueError, "stride must have 3 entries"),
-        (fwd(stride=(1, 1.5, 1)), TypeError, "stride must be a tuple of 3 ints"),
-        (fwd(stride=2), TypeError, "stride must be a tuple of 3 ints"),
-        (fwd(w=(4, 4, 1, 9, 3)), ValueError, r"extent \(1, 9, 3\).*padded input \(1, 8, 8\)"),
-        (fwd(x=(2, 4, 1, 0, 6)), ValueError, "x shape .* must be positive"),
-        (data(dy=(2, 4, 1, 5, 6)), ValueError, r"dy has shape \(2, 4, 1, 5, 6\) but the forward"),
-        (data(dy=(2, 3, 1, 6, 6)), ValueError, r"dy \(2, 3, 1, 6, 6\) has 3 channels but weight"),
-        (data(input_size=(1, 0, 6)), ValueError, "input_size must be >= 1"),
-        (data(input_size=(1, 9, 6)), ValueError, r"forward output is \(2, 4, 1, 9, 6\)"),
-        (weight(dy=(3, 4, 1, 6, 6)), ValueError, r"forward output is \(2, 4, 1, 6, 6\)"),
-        (weight(kernel_size=(1, 3)), ValueError, "kernel_size must have 3 entries"),
-        (weight(groups=3), ValueError, "divisible by groups=3"),
+        (geometry(w=(3, 3, 1, 3, 3)), ValueError, r"4 channels but weight \(3, 3, 1, 3, 3\) exp"),
+        (geometry(w=(3, 2, 1, 3, 3), groups=2), ValueError, "not divisible by groups=2"),
+        (geometry(groups=0), ValueError, "groups must be >= 1"),
+        (geometry(groups=1.0), TypeError, "groups must be an int"),
+        (geometry(stride=(1, 0, 1)), ValueError, "stride must be >= 1"),
+        (geometry(dilation=(1, 1, 0)), ValueError, "dilation must be >= 1"),
+        (geometry(pad_before=(0, -1, 0)), ValueError, "padding must be >= 0"),
+        (geometry(stride=(1, 1)), ValueError, "stride must be an int or a tuple of 3 ints"),
+        (geometry(stride=(1, 1.5, 1)), TypeError, "stride must be an int or a tuple of 3 ints"),
+        (geometry(w=(4, 4, 1, 9, 3)), ValueError,
+         r"padded input size \(1, 8, 8\) is smaller than the effective kernel size \(1, 9, 3\)"),
+        (geometry(x=(2, 4, 1, 0, 6)), ValueError, r"input of shape \(2, 4, 1, 0, 6\) has a zero"),
+        (geometry(w=(4, 4, 1, 0, 3)), ValueError, r"weight of shape \(4, 4, 1, 0, 3\) has a zero"),
     ],
 )
-def test_bad_inputs_raise(call, error, match):
+def test_bad_geometry_raises(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def _zeros(shape, dtype=np.float32):
+    return np.zeros(shape, dtype)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: dispatch.conv_forward(_zeros((2, 4, 6, 6)), _zeros(W), GEO), ValueError,
+         r"x has shape \(2, 4, 6, 6\), the conv geometry expects \(2, 4, 1, 6, 6\)"),
+        (lambda: dispatch.conv_forward(_zeros(X, np.int32), _zeros(W, np.int32), GEO), TypeError,
+         "float32 or float64"),
+        (lambda: dispatch.conv_forward(_zeros(X), _zeros(W, np.float64), GEO), TypeError,
+         "x and w must share a dtype, got float32 and float64"),
+        (lambda: dispatch.conv_backward_data(_zeros((2, 4, 1, 5, 6)), _zeros(W), GEO),
+         ValueError, r"dy has shape \(2, 4, 1, 5, 6\), the conv geometry expects"),
+        (lambda: dispatch.conv_backward_weight(_zeros(X), _zeros((3, 4, 1, 6, 6)), GEO),
+         ValueError, r"dy has shape \(3, 4, 1, 6, 6\)"),
+        (lambda: dispatch.conv_forward(_zeros(X), [[0.0]], GEO), ValueError,
+         "w has shape list"),
+        (lambda: dispatch.conv_forward(_zeros(X), _zeros(W), GEO, algorithm="depthwise"),
+         ValueError, "'depthwise' cannot compute the forward pass"),
+        (lambda: dispatch.conv_forward(_zeros(X), _zeros(W), GEO, algorithm="fft"),
+         ValueError, "unknown conv algorithm 'fft'"),
+    ],
+)
+def test_arrays_not_matching_the_geometry_raise(call, error, match):
     with pytest.raises(error, match=match):
         call()
 

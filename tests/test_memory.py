@@ -1,4 +1,4 @@
-"""minidl.memory: glibc keeps freed memory for reuse (see the module for why)."""
+"""minidl.runtime: glibc keeps freed memory for reuse (see the module for why)."""
 
 import os
 import platform
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import minidl
-from minidl import memory
+from minidl import runtime as memory
 
 GLIBC = platform.libc_ver()[0] == "glibc"
 
@@ -49,11 +49,11 @@ def test_freed_memory_is_reused_without_page_faults():
 
 @pytest.mark.parametrize("env, expected", [("0", False), ("1", GLIBC)])
 def test_environment_opt_out(env, expected):
-    code = "import minidl; print(minidl.memory.retaining_freed_memory())"
+    code = "import minidl; print(minidl.runtime.retaining_freed_memory())"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "MINIDL_RETAIN_MEMORY": env}, check=True)
     assert result.stdout.strip() == str(expected)
 
 
 def test_exported():
-    assert minidl.memory is memory
+    assert minidl.runtime is memory

@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) / F(4x4, 3x3) kernels (minidl._ext.winograd) and the conv2d dispatch.
+"""Winograd F(2x2, 3x3) / F(4x4, 3x3) kernels (minidl._ext.winograd) and their dispatch.
 
 Checked against the numpy reference (minidl._ext.reference) and the im2col + GEMM kernels on
 random shapes (odd sizes, asymmetric pads 0..2, batch 0/1/3, 1..70 channels), for y, dx and dw.
@@ -7,14 +7,14 @@ Measured float32 error against a float64 reference (unit-variance values, 8x64x5
 path (2e-7-6e-7); F(4x4, 3x3) 4e-6-1.4e-5, ~20x the GEMM's.
 """
 
+import kernels as conv
 import numpy as np
 import pytest
 
 import minidl
 import minidl.nn.functional as F
-from minidl._ext import conv, direct, winograd
+from minidl._ext import direct, dispatch, winograd
 from minidl._ext import reference as ref
-from minidl.nn import _conv_functional as cf
 
 ONE = (1, 1, 1)
 
@@ -101,7 +101,7 @@ def test_forward_and_data_match_reference(dtype, tile):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tile2_matches_gemm_kernels(dtype):
-    """F(2x2, 3x3) against minidl._ext.conv on the same arrays (5-D in, 5-D out)."""
+    """F(2x2, 3x3) against the im2col + GEMM kernels on the same arrays (5-D in, 5-D out)."""
     rng = np.random.default_rng(7)
     for _ in range(25):
         N, C, O, H, W, pb, pa = _case(rng)
@@ -110,16 +110,18 @@ def test_tile2_matches_gemm_kernels(dtype):
         x, w = _arrays(rng, N, C, O, H, W, dtype)
         x5, w5 = x[:, :, None], w[:, :, None]
         y = winograd.conv3x3_forward(x5, w5, pb, pa, 2)
-        want = conv.conv_forward(x5, w5, ONE, ONE, (0,) + pb, (0,) + pa, 1)
+        want = conv.conv_forward(x5, w5, ONE, ONE, (0,) + pb, (0,) + pa, 1, algorithm="gemm")
         assert y.shape == want.shape
         tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(y, want, **tol)
         dy = rng.standard_normal(want.shape).astype(dtype)
         dx = winograd.conv3x3_backward_data(dy, w5, (1, H, W), pb, pa, 2)
-        want = conv.conv_backward_data(dy, w5, (1, H, W), ONE, ONE, (0,) + pb, (0,) + pa, 1)
+        want = conv.conv_backward_data(dy, w5, (1, H, W), ONE, ONE, (0,) + pb, (0,) + pa, 1,
+                                       algorithm="gemm")
         np.testing.assert_allclose(dx, want, **tol)
         dw = winograd.conv3x3_backward_weight(x5, dy, pb, pa, 2)
-        want = conv.conv_backward_weight(x5, dy, (1, 3, 3), ONE, ONE, (0,) + pb, (0,) + pa, 1)
+        want = conv.conv_backward_weight(x5, dy, (1, 3, 3), ONE, ONE, (0,) + pb, (0,) + pa, 1,
+                                         algorithm="gemm")
         assert dw.shape == want.shape == w5.shape
         if dtype == np.float32:  # sums of N*oH*oW float32 products, in two different orders
             np.testing.assert_allclose(dw, want, rtol=1e-4, atol=1e-5 * np.sqrt(N * H * W + 1))
@@ -142,19 +144,22 @@ def test_many_tiles_and_threads():
     rng = np.random.default_rng(5)
     x, w = _arrays(rng, 3, 20, 24, 37, 41, np.float64)
     want = _ref_forward(x, w, (1, 2), (0, 1))
-    try:
-        for nt in (1, 2, 3):
-            winograd.set_num_threads(nt)
-            assert winograd.get_num_threads() == nt
-            for tile in (2, 4):
-                y = winograd.conv3x3_forward(x, w, (1, 2), (0, 1), tile)
-                np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
-                dw = winograd.conv3x3_backward_weight(x, want, (1, 2), (0, 1), tile)
-                np.testing.assert_allclose(dw, _ref_weight(x, want, (1, 2), (0, 1)),
-                                           rtol=1e-10, atol=1e-10)
-    finally:
-        winograd.set_num_threads(None)
-    assert winograd.get_num_threads() == conv.get_num_threads()
+    for nt in (1, 2, 3):
+        for tile in (2, 4):
+            y = winograd.conv3x3_forward(x, w, (1, 2), (0, 1), tile, nt)
+            np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
+            dw = winograd.conv3x3_backward_weight(x, want, (1, 2), (0, 1), tile, nt)
+            np.testing.assert_allclose(dw, _ref_weight(x, want, (1, 2), (0, 1)),
+                                       rtol=1e-10, atol=1e-10)
+
+
+def test_weight_gradient_is_bit_reproducible():
+    """Static scheduling: the same thread sums the same tile blocks on every call."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((4, 24, 30, 30)).astype(np.float32)
+    dy = rng.standard_normal((4, 24, 28, 28)).astype(np.float32)
+    runs = [winograd.conv3x3_backward_weight(x, dy, (0, 0), (0, 0), 2, 2) for _ in range(6)]
+    assert all(np.array_equal(runs[0], r) for r in runs[1:])
 
 
 def test_nan_propagates():
@@ -201,7 +206,6 @@ def test_nan_propagates():
                                               (1, 1), (1, 1)), TypeError),
     (lambda: winograd.conv3x3_backward_weight(np.ones((1, 2, 5, 5)), np.ones((1, 3, 5, 5)),
                                               (1, 1), (1, 1), tile=6), ValueError),
-    (lambda: winograd.set_num_threads(0), ValueError),
 ])
 def test_bad_input_raises(call, exc):
     with pytest.raises(exc):
@@ -221,26 +225,24 @@ def test_batch_zero():
 
 
 # ---- dispatch in minidl.nn.functional.conv2d ------------------------------------------------
-def _calls():
-    return dict(cf.winograd_calls)
+def _expected(dtype):
+    """An AVX-512 build runs float32 convs on the faster direct kernels instead."""
+    return "direct" if dtype == np.float32 and direct.available() else "winograd"
 
 
-@pytest.mark.parametrize("direct_enabled", [True, False], ids=["direct", "no-direct"])
+@pytest.mark.parametrize("forced", [None, "winograd"], ids=["chosen", "forced"])
 @pytest.mark.parametrize("shape", [(1, 64, 56, 56), (1, 256, 14, 14)], ids=["64ch", "256ch"])
-def test_dispatch_uses_winograd_on_resnet_shapes(shape, direct_enabled, torch, monkeypatch):
-    monkeypatch.setattr(conv, "direct_enabled", direct_enabled)
+def test_dispatch_uses_winograd_on_resnet_shapes(shape, forced, torch):
     rng = np.random.default_rng(11)
     N, C, H, W = shape
     x, w = _arrays(rng, N, C, C, H, W, np.float32)
-    before = _calls()
     mx, mw = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
-    y = F.conv2d(mx, mw, padding=1)
-    r = rng.standard_normal(y.shape).astype(np.float32)
-    (y * minidl.tensor(r)).sum().backward()
-    after = _calls()
-    # an AVX-512 build runs float32 convs on the faster direct kernels instead
-    expected = 0 if direct_enabled and direct.available() else 1
-    assert all(after[kind] == before[kind] + expected for kind in ("forward", "data", "weight"))
+    with dispatch.force(forced), dispatch.record() as log:
+        y = F.conv2d(mx, mw, padding=1)
+        r = rng.standard_normal(y.shape).astype(np.float32)
+        (y * minidl.tensor(r)).sum().backward()
+    expected = forced or _expected(np.float32)
+    assert sorted(log) == [("data", expected), ("forward", expected), ("weight", expected)]
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ty = torch.nn.functional.conv2d(tx, tw, padding=1)
     (ty * torch.tensor(r)).sum().backward()
@@ -253,12 +255,11 @@ def test_dispatch_uses_winograd_on_resnet_shapes(shape, direct_enabled, torch, m
 def test_dispatch_uses_winograd_for_all_three_in_float64():
     rng = np.random.default_rng(12)
     x, w = _arrays(rng, 1, 64, 64, 16, 16, np.float64)
-    before = _calls()
     mx, mw = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
-    y = F.conv2d(mx, mw, padding=1)
-    y.sum().backward()
-    after = _calls()
-    assert all(after[kind] == before[kind] + 1 for kind in ("forward", "data", "weight"))
+    with dispatch.record() as log:
+        y = F.conv2d(mx, mw, padding=1)
+        y.sum().backward()
+    assert sorted(log) == [("data", "winograd"), ("forward", "winograd"), ("weight", "winograd")]
     np.testing.assert_allclose(y.numpy(), ref.conv_forward(x[:, :, None], w[:, :, None],
                                                            (1, 1, 1), (1, 1, 1), (0, 1, 1),
                                                            (0, 1, 1), 1)[:, :, 0], rtol=1e-9)
@@ -276,9 +277,9 @@ def test_dispatch_keeps_other_convs_on_gemm(kwargs, w_shape):
     rng = np.random.default_rng(2)
     x = minidl.tensor(rng.standard_normal((1, 64, 12, 12)).astype(np.float32))
     w = minidl.tensor(rng.standard_normal(w_shape).astype(np.float32))
-    before = _calls()
-    F.conv2d(x, w, **kwargs)
-    assert _calls() == before
+    with dispatch.record() as log:
+        F.conv2d(x, w, **kwargs)
+    assert ("forward", "winograd") not in log
 
 
 def test_dispatch_forward_only_threshold():
@@ -286,11 +287,9 @@ def test_dispatch_forward_only_threshold():
     rng = np.random.default_rng(4)
     x = minidl.tensor(rng.standard_normal((2, 32, 10, 10)), requires_grad=True)
     w = minidl.tensor(rng.standard_normal((32, 32, 3, 3)), requires_grad=True)
-    before = _calls()
-    y = F.conv2d(x, w, padding=((0, 2), (1, 1)))
-    y.sum().backward()
-    after = _calls()
-    assert after["forward"] == before["forward"] + 1
-    assert after["data"] == before["data"] and after["weight"] == before["weight"]
+    with dispatch.record() as log:
+        y = F.conv2d(x, w, padding=((0, 2), (1, 1)))
+        y.sum().backward()
+    assert log == [("forward", "winograd"), ("data", "gemm"), ("weight", "gemm")]
     want = _ref_forward(x.numpy(), w.numpy(), (0, 1), (2, 1))
     np.testing.assert_allclose(y.numpy(), want, rtol=1e-10, atol=1e-12)

@@ -22,11 +22,10 @@ percent on 56x56 images, up to 2x on 8x8 to 14x14 ones.
   chunk of positions, per thread, summed at the end.
 
 The kernels are C with GCC vector extensions (below) sized to the instruction set the compiler
-targets -- setup.py builds with -march=native -- so an AVX-512 build uses 16-float vectors.
-Against im2col + OpenBLAS, which this environment holds to AVX2 (OPENBLAS_CORETYPE=Haswell),
-they skip the unfolding and use the wider vectors: measured forward LeNet conv2 0.20 vs 0.77
-ms, digits 0.12 vs 0.32, ResNet 3x3 64@56 (N=8) 5.4 vs 11.9, 256@14 6.1 vs 10.0.  conv.pyx
-decides where they are used (``available()``, the shape and the pass).
+targets, so an AVX-512 build uses 16-float vectors.  They skip the unfolding of im2col + BLAS
+and, where the BLAS library is held to narrower vectors than the machine has, use the wider
+ones; python -m minidl.bench shows where each algorithm wins.  minidl._ext.dispatch decides
+where they are used (``available()``, the geometry and the pass).
 """
 
 from functools import lru_cache
@@ -36,10 +35,12 @@ import numpy as np
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy
 
+from minidl._ext._common cimport ceil_div, pad_plane
+
 cdef extern from *:
     """
     /* register blocks (override with CFLAGS=-DMINIDL_CB=... to tune): with AVX-512,
-       8 channels x 3 vectors (24 of the 32 registers) measured ~9% faster than 4 x 4 on
+       8 channels x 3 vectors (24 of the 32 registers) beat 4 x 4 on the bench case
        ResNet 256@14 and level elsewhere */
     #if defined(__AVX512F__)
     #define MINIDL_VW 16
@@ -142,38 +143,43 @@ def available() -> bool:
     return MINIDL_VW >= 16
 
 
-# ---- the three primitives (conv.pyx validates the arguments first) -------------------------
+# ---- the three primitives (minidl._ext.dispatch checks the arrays first) ------------------
 
-def forward(x: np.ndarray, w: np.ndarray, stride, dilation, pad_before, pad_after,
-            groups: int, nt: int) -> np.ndarray:
+def isa() -> str:
+    """The vector instruction set these kernels were compiled for."""
+    return {16: "avx512", 8: "avx2"}.get(MINIDL_VW, "sse")
+
+
+def forward(x: np.ndarray, w: np.ndarray, geo, nt: int) -> np.ndarray:
     """y = conv(x, w) for float32 x (N, C, D, H, W) and w (O, C/groups, kD, kH, kW): any
     stride with dilation 1, or stride 1 with any dilation."""
-    if all(s == 1 for s in stride):
-        return _forward1(x, w, dilation, pad_before, pad_after, groups, nt)
-    out, sub = _strided_sizes(x.shape[2:], w.shape[2:], stride, pad_before, pad_after)
+    stride, before, after = geo.stride, geo.pad_before, geo.pad_after
+    if stride == (1, 1, 1):
+        return _forward1(x, w, geo.dilation, before, after, geo.groups, nt)
+    out, sub = _strided_sizes(x.shape[2:], w.shape[2:], stride, before, after)
     size = [o + k - 1 for o, k in zip(out, sub)]
-    xs = _split_phases(x, stride, w.shape[2:], pad_before, size)
-    return _forward1(xs, _split_weight(w, stride), (1, 1, 1), (0, 0, 0), (0, 0, 0), groups, nt)
+    xs = _split_phases(x, stride, w.shape[2:], before, size)
+    return _forward1(xs, _split_weight(w, stride), (1, 1, 1), (0, 0, 0), (0, 0, 0), geo.groups,
+                     nt)
 
 
-def backward_data(dy: np.ndarray, w: np.ndarray, input_size, dilation, pad_before,
-                  groups: int, nt: int) -> np.ndarray:
-    """dx (N, C, *input_size) of a stride-1 y = conv(x, w): the forward of dy, zero-padded by
-    the dilated kernel extent less the conv's padding, with the weight flipped and its channel
+def backward_data(dy: np.ndarray, w: np.ndarray, geo, nt: int) -> np.ndarray:
+    """dx (N, C, *in) of a stride-1 y = conv(x, w): the forward of dy, zero-padded by the
+    dilated kernel extent less the conv's padding, with the weight flipped and its channel
     roles swapped.  Needs pad_before <= the extent (data_padding_fits)."""
-    before, after = _data_padding(dy.shape[2:], w.shape[2:], input_size, dilation, pad_before)
-    return _forward1(dy, _flip_swap(w, groups), dilation, before, after, groups, nt)
+    before, after = _data_padding(geo)
+    return _forward1(dy, _flip_swap(w, geo.groups), geo.dilation, before, after, geo.groups, nt)
 
 
-def data_padding_fits(out, kernel, input_size, dilation, pad_before) -> bool:
-    before, after = _data_padding(out, kernel, input_size, dilation, pad_before)
+def data_padding_fits(geo) -> bool:
+    before, after = _data_padding(geo)
     return min(before) >= 0 and min(after) >= 0
 
 
-def _data_padding(out, kernel, input_size, dilation, pad_before) -> tuple:
-    extent = [d * (k - 1) for d, k in zip(dilation, kernel)]
-    before = [e - b for e, b in zip(extent, pad_before)]
-    after = [i - o + b for i, o, b in zip(input_size, out, pad_before)]
+def _data_padding(geo) -> tuple:
+    extent = [d * (k - 1) for d, k in zip(geo.dilation, geo.kernel)]
+    before = [e - b for e, b in zip(extent, geo.pad_before)]
+    after = [i - o + b for i, o, b in zip(geo.in_size, geo.out_size, geo.pad_before)]
     return before, after
 
 
@@ -190,7 +196,7 @@ def _strided_sizes(size, kernel, stride, pad_before, pad_after) -> tuple:
     """Output size and sub-kernel size ceil(k / s) per dimension."""
     out = [(n + b + a - k) // s + 1
            for n, k, s, b, a in zip(size, kernel, stride, pad_before, pad_after)]
-    return out, [_ceil_div(k, s) for k, s in zip(kernel, stride)]
+    return out, [ceil_div(k, s) for k, s in zip(kernel, stride)]
 
 
 def _phases(stride, kernel) -> tuple:
@@ -227,7 +233,7 @@ def _overlap(size, pad_before, full_size) -> tuple:
 def _split_weight(w, stride) -> np.ndarray:
     """w (O, Cg, *k) as the phase conv's (O, Cg * R, *ceil(k / s))."""
     kernel = w.shape[2:]
-    sub = [_ceil_div(k, s) for k, s in zip(kernel, stride)]
+    sub = [ceil_div(k, s) for k, s in zip(kernel, stride)]
     full = np.zeros(w.shape[:2] + tuple(s * k for s, k in zip(stride, sub)), np.float32)
     full[..., : kernel[0], : kernel[1], : kernel[2]] = w
     return _split(full, stride, _phases(stride, kernel), sub)
@@ -248,12 +254,8 @@ cdef struct Grid:
     Py_ssize_t length                   # grid positions: (N - 1) * plane + last output + 1
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return (a + b - 1) // b
-
-
 def _round_up(a: int, b: int) -> int:
-    return _ceil_div(a, b) * b
+    return ceil_div(a, b) * b
 
 
 def _sizes(x_shape, kernel, dilation, pad_before, pad_after) -> tuple:
@@ -277,17 +279,6 @@ cdef Grid make_grid(x_shape, O, kernel, padded, out, groups):
     return g
 
 
-cdef void pad_plane(const float* src, float* dst, Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
-                    Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t pd, Py_ssize_t ph,
-                    Py_ssize_t pw) noexcept nogil:
-    """Copy one (D, H, W) plane into the zeroed padded plane at offset (pd, ph, pw)."""
-    cdef Py_ssize_t z, r
-    for z in range(D):
-        for r in range(H):
-            memcpy(dst + ((z + pd) * Hp + r + ph) * Wp + pw, src + (z * H + r) * W,
-                   W * sizeof(float))
-
-
 def _pad(const float[::1] x, float[::1] xp, Py_ssize_t N, Py_ssize_t C, shape, padded,
          before, int nt):
     cdef Py_ssize_t item, D = shape[0], H = shape[1], W = shape[2]
@@ -308,7 +299,7 @@ def _padded_input(x, padded, pad_before, nt) -> np.ndarray:
     return xp
 
 
-@lru_cache(maxsize=64)  # ~35 us to build, a fifth of a digits-sized conv: built once per shape
+@lru_cache(maxsize=64)  # costly next to a small conv: built once per shape
 def _tap_offsets(N, Cg, kernel, dilation, padded) -> np.ndarray:
     """off[t] for taps t = (c, kd, kh, kw) in weight order: where tap t reads in the
     channel-major padded input, relative to the grid position q.  Read-only (shared)."""
@@ -405,13 +396,14 @@ def _pack_weight(w, groups, Opad) -> np.ndarray:
 _WEIGHT_CHUNK = 256
 
 
-def weight(x: np.ndarray, dy: np.ndarray, kernel, dilation, pad_before, pad_after,
-           groups: int, nt: int) -> np.ndarray:
+def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int) -> np.ndarray:
     """dw (O, C/groups, *kernel) of a stride-1 float32 conv, from x and dy (N, O, *out).
 
     dw[o, t] = sum over grid positions q of dy^T[q, o] * x_pad[q + off[t]], with dy laid on
     the grid transposed, (position, channel), zeros at the positions that are not outputs.
     Each thread accumulates its own dw^T; they are summed at the end."""
+    kernel, dilation, groups = geo.kernel, geo.dilation, geo.groups
+    pad_before, pad_after = geo.pad_before, geo.pad_after
     N, O = dy.shape[:2]
     padded, out = _sizes(x.shape, kernel, dilation, pad_before, pad_after)
     cdef Grid g = make_grid(x.shape, O, kernel, padded, out, groups)
@@ -426,18 +418,18 @@ def weight(x: np.ndarray, dy: np.ndarray, kernel, dilation, pad_before, pad_afte
     taps_pad = _round_up(g.taps, MINIDL_WT)
     off = np.zeros(taps_pad, np.intp)  # padding taps read x[q] into rows that are dropped
     off[: g.taps] = _tap_offsets(N, g.Cg, kernel, dilation, padded)
-    chunks = max(_ceil_div(g.length, _WEIGHT_CHUNK), _ceil_div(2 * nt, groups))
+    chunks = max(ceil_div(g.length, _WEIGHT_CHUNK), ceil_div(2 * nt, groups))
     acc = np.zeros((nt, groups, taps_pad, Opad), np.float32)  # dw^T per thread
     _run_weight(xp, off, dyt.reshape(-1), Opad, nv, acc.reshape(nt, -1), g,
-                _ceil_div(g.length, chunks), nt)
+                ceil_div(g.length, chunks), nt)
     dw_t = acc.sum(axis=0)[:, : g.taps, : g.Og]
     return np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape((O, g.Cg) + tuple(kernel))
 
 
 def _transpose_dy(const float[::1] dy, float[::1] dyt, Grid g, Py_ssize_t Opad, int nt):
     """dyt[group, q, co] = dy[n, group * Og + co, od, oh, ow] at grid position q of (n, od,
-    oh, ow), one output row per work item (numpy's strided copy was 4x slower: LeNet conv1's
-    dy took 235 us)."""
+    oh, ow), one output row per work item (numpy's strided copy was several times slower on
+    the LeNet conv1 case)."""
     cdef Py_ssize_t rows = g.N * g.oD * g.oH, row, n, od, oh, grp, co, ow, q0
     cdef Py_ssize_t Dp = g.plane // (g.Hp * g.Wp), length = g.N * g.plane + 1
     cdef const float* src

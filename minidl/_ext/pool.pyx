@@ -21,29 +21,19 @@ import operator
 
 import numpy as np
 
-from minidl._ext._args import thread_count
-from minidl._ext._args import triple as _triple
+from minidl._geometry import int_tuple
+from minidl.runtime import get_num_threads
 
 cimport cython
-cimport openmp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 
 
-cdef int _num_threads = max(1, openmp.omp_get_max_threads())
-
-
-def set_num_threads(n):
-    """Set the number of OpenMP threads used by the pooling kernels."""
-    global _num_threads
-    _num_threads = thread_count(n)
-
-
-def get_num_threads():
-    """Number of OpenMP threads used by the pooling kernels."""
-    return _num_threads
+def _triple(value, name):
+    """The kernels' 3-D form: an int or 3 ints (minidl.nn.functional lifts 1-D and 2-D)."""
+    return int_tuple(value, 3, name, "pool kernel", single=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,8 +305,9 @@ cdef void _max_forward(
     const floating[:, ::1] x, floating[:, ::1] y, int64_t[:, ::1] ind, Geometry g
 ):
     cdef Py_ssize_t plane
+    cdef int nt = get_num_threads()
     with nogil:
-        for plane in prange(x.shape[0], num_threads=_num_threads, schedule="static"):
+        for plane in prange(x.shape[0], num_threads=nt, schedule="static"):
             _max_forward_plane(&x[plane, 0], &y[plane, 0], &ind[plane, 0], g)
 
 
@@ -326,8 +317,9 @@ cdef Py_ssize_t _max_backward(
     const floating[:, ::1] dy, const int64_t[:, ::1] ind, floating[:, ::1] dx
 ):
     cdef Py_ssize_t plane, bad = 0
+    cdef int nt = get_num_threads()
     with nogil:
-        for plane in prange(dy.shape[0], num_threads=_num_threads, schedule="static"):
+        for plane in prange(dy.shape[0], num_threads=nt, schedule="static"):
             bad += _max_backward_plane(
                 &dy[plane, 0], &ind[plane, 0], &dx[plane, 0], dy.shape[1], dx.shape[1]
             )
@@ -341,8 +333,9 @@ cdef void _avg_forward(
     bint count_include_pad, Py_ssize_t divisor_override,
 ):
     cdef Py_ssize_t plane
+    cdef int nt = get_num_threads()
     with nogil:
-        for plane in prange(x.shape[0], num_threads=_num_threads, schedule="static"):
+        for plane in prange(x.shape[0], num_threads=nt, schedule="static"):
             _avg_forward_plane(
                 &x[plane, 0], &y[plane, 0], g, count_include_pad, divisor_override
             )
@@ -355,8 +348,9 @@ cdef void _avg_backward(
     bint count_include_pad, Py_ssize_t divisor_override,
 ):
     cdef Py_ssize_t plane
+    cdef int nt = get_num_threads()
     with nogil:
-        for plane in prange(dy.shape[0], num_threads=_num_threads, schedule="static"):
+        for plane in prange(dy.shape[0], num_threads=nt, schedule="static"):
             _avg_backward_plane(
                 &dy[plane, 0], &dx[plane, 0], g, count_include_pad, divisor_override
             )

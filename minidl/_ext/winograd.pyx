@@ -22,7 +22,8 @@ thread), dw = G^T dU G.
 
 Work items are blocks of T consecutive tiles (numbered over the whole batch); each OpenMP
 thread has its own buffers and calls single-threaded BLAS (threadpoolctl), as in
-``minidl._ext.conv``.
+``minidl._ext.gemm``.  Backward-weight sums one dU per thread over a static schedule, so
+repeated calls with the same thread count give identical bits.
 
 Note: a NaN or Inf in a tile's input patch spreads to the whole m x m output tile (the input
 transform mixes the patch), where direct convolution confines it to its receptive field.
@@ -37,28 +38,15 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-from . import conv as _conv
-from ._args import thread_count
+from minidl._ext.gemm import _single_threaded_blas
+from minidl.runtime import get_num_threads
 
 _INT_MAX = 2**31 - 1
 # Bytes of transformed input + GEMM output (V and M) per work item: sized to stay in L2.
 _BLOCK_BYTES = 2 << 20
 _WEIGHT_BLOCK_BYTES = 4 << 20  # the weight gradient's GEMMs reduce over tiles: bigger blocks
 _MAX_TILES = 512
-_MIN_TILES = 64  # 32 made 256-channel GEMMs (O x C) @ (C x T) ~30% slower
-
-_num_threads = None  # None: follow minidl._ext.conv's thread count
-
-
-def set_num_threads(n) -> None:
-    """Threads for the Winograd kernels; ``None`` follows ``minidl._ext.conv``'s setting."""
-    global _num_threads
-    _num_threads = None if n is None else thread_count(n)
-
-
-def get_num_threads() -> int:
-    return _conv.get_num_threads() if _num_threads is None else _num_threads
-
+_MIN_TILES = 64  # fewer made 256-channel GEMMs (O x C) @ (C x T) markedly slower
 
 # ---- transform matrices (Lavin & Gray; wincnn points 0, -1, 1 and 0, 1, -1, 2, -2) ----------
 _BT = {
@@ -326,7 +314,7 @@ def _run_weight(_Plan plan, const floating[::1] x, const floating[::1] dy,
                 floating[:, ::1] D, floating[:, ::1] E, int nt):
     cdef const WG* g = &plan.g
     cdef Py_ssize_t item
-    for item in prange(g.nblk, nogil=True, num_threads=nt, schedule="dynamic"):
+    for item in prange(g.nblk, nogil=True, num_threads=nt, schedule="static"):
         weight_block(g, &x[0], &dy[0], &dU[threadid(), 0], &V[threadid(), 0],
                      &Z[threadid(), 0], &D[threadid(), 0], &E[threadid(), 0], item)
 
@@ -377,7 +365,7 @@ def transform_weight(w, m):
     """U (a*a, O, C) = G w G^T for every (o, c): one GEMM, kron(G, G) (a*a, 9) @ w (9, O*C).
 
     The Kronecker coefficients are exact in float64 and rounded once to w's dtype.  (A
-    float64 numpy version with two products and a transpose took 13-40 ms at 256-512 channels.)
+    float64 numpy version with two products and a transpose was far slower at 256-512 channels.)
     """
     O, C = w.shape[:2]
     kg = np.kron(_G[m], _G[m]).astype(w.dtype)
@@ -414,7 +402,7 @@ def _plan(x, O, oH, oW, pad_before, m, nt, block_bytes):
     return plan, bufs
 
 
-def _forward(x, w, pad_before, pad_after, m):
+def _forward(x, w, pad_before, pad_after, m, nt):
     O = w.shape[0]
     if w.shape[1:] != (x.shape[1], 3, 3):
         raise ValueError(f"weight must be (O, {x.shape[1]}, 3, 3) for x {x.shape}, got {w.shape}")
@@ -424,28 +412,27 @@ def _forward(x, w, pad_before, pad_after, m):
     y = np.empty((x.shape[0], O, oH, oW), x.dtype)
     if x.shape[0] == 0:
         return y
-    nt = get_num_threads()
     plan, (V, M, D, E) = _plan(x, O, oH, oW, pad_before, m, nt, _BLOCK_BYTES)
-    with _conv._single_threaded_blas():  # numpy's BLAS too: its idle workers spin ~0.1 s
+    with _single_threaded_blas():  # numpy's BLAS too: its idle workers spin ~0.1 s
         u = transform_weight(w, m)
         _run(plan, x.reshape(-1), u.reshape(-1), y.reshape(-1), V, M, D, E, nt)
     return y
 
 
-def conv3x3_forward(x, w, pad_before, pad_after, tile=4):
+def conv3x3_forward(x, w, pad_before, pad_after, tile=4, nt=None):
     """y (N, O, oH, oW): cross-correlation of x (N, C, H, W) with w (O, C, 3, 3), stride 1.
 
-    pad_before / pad_after are (H, W) zero paddings in 0..2; tile is m of F(m x m, 3x3).
-    5-D (N, C, 1, H, W) arrays are accepted too and give a 5-D result.
+    pad_before / pad_after are (H, W) zero paddings in 0..2; tile is m of F(m x m, 3x3); nt
+    threads (default: minidl.get_num_threads()).  5-D (N, C, 1, H, W) arrays are accepted too and give a 5-D result.
     """
     five = np.ndim(x) == 5
     x, w = _as4d("x", x), _as4d("w", w)
     y = _forward(x, w, _pairs(pad_before, "pad_before"), _pairs(pad_after, "pad_after"),
-                 _tile(tile))
+                 _tile(tile), nt or get_num_threads())
     return y[:, :, None] if five else y
 
 
-def conv3x3_backward_data(dy, w, input_size, pad_before, pad_after, tile=4):
+def conv3x3_backward_data(dy, w, input_size, pad_before, pad_after, tile=4, nt=None):
     """dx (N, C, H, W): gradient of conv3x3_forward w.r.t. x.
 
     A 3x3 conv of dy with the flipped, in/out-swapped weight and padding 2 - p per side.
@@ -465,11 +452,12 @@ def conv3x3_backward_data(dy, w, input_size, pad_before, pad_after, tile=4):
         raise ValueError(f"dy {dy.shape} does not match the forward output {out} of input "
                          f"size {size} with pads {pb} / {pa}")
     wt = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    dx = _forward(dy, wt, (2 - pb[0], 2 - pb[1]), (2 - pa[0], 2 - pa[1]), _tile(tile))
+    dx = _forward(dy, wt, (2 - pb[0], 2 - pb[1]), (2 - pa[0], 2 - pa[1]), _tile(tile),
+                  nt or get_num_threads())
     return dx[:, :, None] if five else dx
 
 
-def conv3x3_backward_weight(x, dy, pad_before, pad_after, tile=2):
+def conv3x3_backward_weight(x, dy, pad_before, pad_after, tile=2, nt=None):
     """dw (O, C, 3, 3): gradient of conv3x3_forward w.r.t. w, as the gradient of its Winograd
     form: dU[xi] = sum over tiles of (A dy A^T)[xi] (B^T x B)[xi]^T, dw = G^T dU G.
 
@@ -491,10 +479,10 @@ def conv3x3_backward_weight(x, dy, pad_before, pad_after, tile=2):
     if N == 0:
         return np.zeros(shape, x.dtype)
     a = m + 2
-    nt = get_num_threads()
+    nt = nt or get_num_threads()
     plan, (V, Z, D, E) = _plan(x, O, oH, oW, pb, m, nt, _WEIGHT_BLOCK_BYTES)
     dU = np.zeros((nt, a * a * O * C + 16), x.dtype)  # one accumulator per thread
-    with _conv._single_threaded_blas():
+    with _single_threaded_blas():
         _run_weight(plan, x.reshape(-1), dy.reshape(-1), dU, V, Z, D, E, nt)
         du = dU[:, : a * a * O * C].sum(axis=0).reshape(a * a, O * C)
         kg = np.kron(_G[m], _G[m]).astype(x.dtype)   # (a*a, 9)

@@ -88,14 +88,14 @@ def machine_info(threads: int) -> dict[str, object]:
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "blas": blas_libraries(),
-        # both frameworks run in this process: glibc keeps freed memory for both (minidl.memory)
+        # both frameworks run in this process: glibc keeps freed memory for both (minidl.runtime)
         "minidl_retains_freed_memory": _retaining_freed_memory(),
         "minidl_direct_kernels": _direct_kernels(),
     }
 
 
 def _retaining_freed_memory() -> bool:
-    from minidl import memory
+    from minidl import runtime as memory
 
     return memory.retaining_freed_memory()
 

@@ -34,7 +34,7 @@ METHOD = (
 )
 # glibc: buffers >= 64 KiB are mmapped and returned on free (fixing the threshold also stops
 # glibc from raising it after each free, which would let the heap absorb big buffers)
-# (and minidl must not set its own thresholds: minidl.memory keeps freed memory otherwise)
+# (and minidl must not set its own thresholds: minidl.runtime keeps freed memory otherwise)
 MALLOC_ENV = {
     "MALLOC_MMAP_THRESHOLD_": "65536",
     "MALLOC_TRIM_THRESHOLD_": "131072",
@@ -102,7 +102,7 @@ def _tracemalloc_peak(run) -> float:
 
 
 def _set_threads(framework: str, threads: int) -> None:
-    from minidl import threads as minidl_threads
+    from minidl import runtime as minidl_threads
 
     minidl_threads.set_num_threads(threads)
     if framework == "torch":

@@ -58,8 +58,8 @@ def conv_target_row(case: dict[str, Any], peak: float) -> TargetRow:
         passed = passed and fraction >= SGEMM_FRACTION_TARGET
         note = (f"minidl {rate:.0f} GFLOP/s = {fraction:.0%} of sgemm peak "
                 f"(target >= {SGEMM_FRACTION_TARGET:.0%})")
-    winograd = case.get("minidl_winograd")
-    path = f"minidl Winograd for {', '.join(winograd)}" if winograd else ""
+    algorithms = case.get("minidl_algorithms") or {}
+    path = "minidl " + ", ".join(f"{p}: {a}" for p, a in algorithms.items()) if algorithms else ""
     note = "; ".join(n for n in (note, path, _busy_note(case["passes"].values())) if n)
     return TargetRow(conv.name, conv.label, fwd, fb, value, conv.target, note, passed)
 

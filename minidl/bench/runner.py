@@ -55,7 +55,7 @@ def set_threads(n: int) -> None:
     """The same thread count for both frameworks (minidl: kernels and BLAS)."""
     import torch
 
-    from minidl import threads
+    from minidl import runtime as threads
 
     threads.set_num_threads(n)
     torch.set_num_threads(n)
@@ -110,7 +110,7 @@ def run_case(case: ConvCase, settings: Settings) -> dict[str, object]:
     inputs = conv_inputs(case)
     errors = check_outputs(case, inputs, settings.frameworks)
     workloads = {fw: WORKLOADS[fw](case, inputs) for fw in settings.frameworks}
-    winograd = winograd_parts(workloads["minidl"])
+    algorithms = conv_algorithms(workloads["minidl"])
     start, passes = machine.cpu_snapshot(), {}
     for pass_name in PASSES:
         ops = {fw: workloads[fw][pass_name] for fw in ("minidl", "torch")}
@@ -123,7 +123,7 @@ def run_case(case: ConvCase, settings: Settings) -> dict[str, object]:
     return {
         "case": asdict(case),
         "forward_max_rel_error_vs_torch": errors,
-        "minidl_winograd": winograd,
+        "minidl_algorithms": algorithms,
         "foreign_cpu_share": machine.foreign_cpu_share(start, machine.cpu_snapshot()),
         "passes": passes,
     }
@@ -132,17 +132,15 @@ def run_case(case: ConvCase, settings: Settings) -> dict[str, object]:
 RETRY_BUSY_FRACTION = 0.25  # measure a case again if more of its rounds than this were busy
 
 
-def winograd_parts(minidl_ops: dict[str, Timed]) -> list[str]:
-    """Which of minidl's conv primitives took its Winograd path in one forward+backward."""
-    from minidl.nn import _conv_functional
+def conv_algorithms(minidl_ops: dict[str, Timed]) -> dict[str, str]:
+    """Which algorithm computed each of minidl's conv primitives in one forward+backward
+    (pass -> algorithm, as minidl._ext.dispatch chose them)."""
+    from minidl._ext import dispatch
 
-    counters = getattr(_conv_functional, "winograd_calls", None)
-    if not isinstance(counters, dict):
-        return []
-    before = dict(counters)
     op = minidl_ops["forward_backward"]
-    op.run(op.setup())
-    return [kind for kind, n in counters.items() if n > before.get(kind, 0)]
+    with dispatch.record() as log:
+        op.run(op.setup())
+    return {pass_: algorithm for pass_, algorithm in log}
 
 
 def _busy_fraction(result: dict[str, Any]) -> float:

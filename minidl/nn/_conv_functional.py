@@ -1,53 +1,28 @@
 """Convolutions and padding with PyTorch's semantics, on the three kernel primitives.
 
-Every conv is lifted to 3 spatial dims (1-D is ``(1, 1, W)``, 2-D is ``(1, H, W)``) and run on
-``conv_forward``, ``conv_backward_data`` and ``conv_backward_weight`` from ``minidl._ext.conv``:
-a transposed conv's forward is a conv's backward-data, and so on (DESIGN.md). Validation
-happens here, once, with messages that name the shapes and the rule.
+Every conv is lifted to 3 spatial dims (1-D is ``(1, 1, W)``, 2-D is ``(1, H, W)``) by
+``minidl._geometry`` - the one place that parses and checks the arguments, with messages that
+name the user's shapes - and run on the three primitives of ``minidl._ext.dispatch``
+(``conv_forward``, ``conv_backward_data``, ``conv_backward_weight``), which choose the
+algorithm: a transposed conv's forward is a conv's backward-data, and so on. Each call is one
+autograd node; the 5-D forms are numpy views.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from .._ext import conv as _kernels
-from .._ext import direct as _direct
-from .._ext import winograd as _winograd
+from .._ext import dispatch
+from .._geometry import conv_geometry, conv_transpose_geometry, lift, transpose_output_size
 from ..tensor import Tensor, _result
 
 IntOrTuple = int | Sequence[int]
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
-# ---- argument handling ---------------------------------------------------------------------
-def _tuple(value: IntOrTuple, nd: int, name: str, op: str) -> tuple[int, ...]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return (int(value),) * nd
-    if isinstance(value, (tuple, list)) and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
-    ):
-        if len(value) == 1:
-            return (int(value[0]),) * nd
-        if len(value) == nd:
-            return tuple(int(v) for v in value)
-        raise ValueError(f"{op}: {name} must be an int or a tuple of {nd} ints, got {tuple(value)}")
-    raise TypeError(f"{op}: {name} must be an int or a tuple of {nd} ints, got {value!r}")
-
-
-def _positive(values: tuple[int, ...], name: str, op: str) -> tuple[int, ...]:
-    if any(v < 1 for v in values):
-        raise ValueError(f"{op}: {name} must be >= 1 in every dim, got {values}")
-    return values
-
-
-def _lift(values: tuple[int, ...], fill: int) -> tuple[int, int, int]:
-    """Spatial tuple of 1-3 dims -> 3 dims, the missing leading dims set to ``fill``."""
-    return (fill,) * (3 - len(values)) + tuple(values)  # type: ignore[return-value]
-
-
+# ---- checks the geometry does not cover: tensors, dtypes, ranks, bias ------------------------
 def _check_tensors(op: str, input: Tensor, weight: Tensor, bias: Tensor | None, nd: int) -> None:
     for name, t in (("input", input), ("weight", weight), ("bias", bias)):
         if t is not None and not isinstance(t, Tensor):
@@ -66,14 +41,6 @@ def _check_tensors(op: str, input: Tensor, weight: Tensor, bias: Tensor | None, 
         raise ValueError(f"{op}: expected a {nd + 2}-D weight, got weight of shape {weight.shape}")
 
 
-def _check_groups(op: str, groups: int) -> int:
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
-        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"{op}: groups must be >= 1, got {groups}")
-    return int(groups)
-
-
 def _check_bias(op: str, bias: Tensor | None, out_channels: int) -> None:
     if bias is not None and bias.shape != (out_channels,):
         raise ValueError(
@@ -82,217 +49,59 @@ def _check_bias(op: str, bias: Tensor | None, out_channels: int) -> None:
         )
 
 
-def _batched(input: Tensor, nd: int) -> tuple[Tensor, bool]:
-    """Accept unbatched input as PyTorch does: add a batch dim, remember to drop it."""
-    if input.ndim == nd + 1:
-        return input.unsqueeze(0), True
-    return input, False
+def _batched_shape(input: Tensor, nd: int) -> tuple[int, ...]:
+    """Unbatched input is taken as PyTorch does: a batch of one."""
+    return (1,) + input.shape if input.ndim == nd + 1 else input.shape
 
 
-def _to5d(t: Tensor, nd: int) -> Tensor:
-    return t if nd == 3 else t.reshape(t.shape[:2] + (1,) * (3 - nd) + t.shape[2:])
+def _out_shape(input: Tensor, nd: int, shape5: tuple[int, ...]) -> tuple[int, ...]:
+    """A 5-D result in the user's rank (batch dropped again for unbatched input)."""
+    shape = shape5[:2] + shape5[5 - nd :]
+    return shape[1:] if input.ndim == nd + 1 else shape
 
 
-def _from5d(t: Tensor, nd: int) -> Tensor:
-    return t if nd == 3 else t.reshape(t.shape[:2] + t.shape[5 - nd :])
+def _bias_grad(g: np.ndarray, bias: Tensor | None) -> np.ndarray | None:
+    """The bias gradient: the spatial axes (contiguous) summed first, then the batch."""
+    if bias is None or not bias.requires_grad:
+        return None
+    return g.sum(axis=(2, 3, 4)).sum(axis=0)
 
 
-def _add_bias(y: Tensor, bias: Tensor | None) -> Tensor:
-    """y + bias per channel, added in place: y is a conv's fresh output that no backward reads.
+def _add_bias(y: np.ndarray, bias: Tensor | None) -> None:
+    """y += bias per channel, in place: y is a fresh kernel output that no backward reads."""
+    if bias is not None:
+        y += bias.data.reshape(1, -1, 1, 1, 1)
 
-    Against ``y + bias.reshape(...)`` this saves a pass allocating a new output, and the bias
-    gradient sums the contiguous spatial axes first (LeNet conv1: ~80 us of 740 per step)."""
+
+def _node(out: np.ndarray, input: Tensor, weight: Tensor, bias: Tensor | None, backward):
+    """One autograd node for a whole conv (the 5-D reshapes and the bias included)."""
     if bias is None:
-        return y
-    data = y.data
-    data += bias.data.reshape((1, -1) + (1,) * (data.ndim - 2))
-
-    def backward(g):
-        gb = g.sum(axis=tuple(range(2, g.ndim))).sum(axis=0) if bias.requires_grad else None
-        return g, gb
-
-    return _result(data, (y, bias), backward)
-
-
-def _conv_padding(
-    op: str, padding: Any, nd: int, kernel: tuple, stride: tuple, dilation: tuple
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """PyTorch's ``padding`` -> (before, after) per spatial dim."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0,) * nd, (0,) * nd
-        if padding == "same":
-            if any(s != 1 for s in stride):
-                raise ValueError(
-                    f"{op}: padding='same' is not supported for strided convolutions "
-                    f"(stride={stride})"
-                )
-            total = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
-            before = tuple(t // 2 for t in total)  # an odd extra goes after (right/bottom)
-            return before, tuple(t - b for t, b in zip(total, before, strict=True))
-        raise ValueError(
-            f"{op}: padding must be an int, a tuple of {nd} ints, 'same' or 'valid', "
-            f"got {padding!r}"
-        )
-    if _is_pairs(padding, nd):  # minidl's own form for asymmetric padding (the profiles use it)
-        before, after = tuple(int(p[0]) for p in padding), tuple(int(p[1]) for p in padding)
-    else:
-        before = after = _tuple(padding, nd, "padding", op)
-    if any(p < 0 for p in before + after):
-        raise ValueError(f"{op}: padding must be >= 0 in every dim, got {padding}")
-    return before, after
-
-
-def _is_pairs(padding: Any, nd: int) -> bool:
-    return (
-        isinstance(padding, (tuple, list))
-        and len(padding) == nd
-        and all(isinstance(p, (tuple, list)) and len(p) == 2 for p in padding)
-    )
-
-
-def _check_fits(op: str, size: tuple, before: tuple, after: tuple, kernel: tuple, dilation: tuple):
-    padded = tuple(n + b + a for n, b, a in zip(size, before, after, strict=True))
-    effective = tuple(d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True))
-    if any(p < e for p, e in zip(padded, effective, strict=True)):
-        raise ValueError(
-            f"{op}: padded input size {padded} is smaller than the effective kernel size "
-            f"{effective} (dilation * (kernel - 1) + 1): kernel size can't be greater than the "
-            f"padded input size"
-        )
-
-
-# ---- the autograd ops on 5-D tensors -------------------------------------------------------
-# Winograd F(2x2, 3x3) (minidl/_ext/winograd.pyx) for 2-D 3x3 stride-1 convs with enough
-# channels; see the module for the method. Measured on this 2-core machine, float32, 1 thread
-# CPU time (ms, GEMM kernel -> Winograd):
-#   forward        8x32x56x56 7.6 -> 6.6, 8x64x56x56 22.8 -> 16.1, 8x256x14x14 19.5 -> 11.9
-#   backward-data  8x32x56x56 5.7 -> 6.6 (slower: the GEMM data kernel is the faster one), 64+
-#                  channels as forward
-#   backward-wgt   8x32x56x56 6.1 -> 6.8, 8x64x56x56 20 -> 19, 8x128x28x28 19 -> 14,
-#                  F.conv2d fwd+bwd 8x256x14x14 44 -> 38 (with vs without Winograd dw)
-# hence the channel thresholds (min of in and out channels). In an AVX-512 build the direct
-# kernels (minidl/_ext/direct.pyx) are faster still in float32 (8x64x56x56, 2 threads: forward
-# 6.0, data 5.1, weight 5.9 ms vs Winograd 8.1, 8.1, 8.0), so there Winograd serves float64.
-# F(4x4, 3x3) (tile 4) is another 1.1-1.3x faster on 64 channels but its float32 error is
-# ~20x the GEMM's (max |err| ~1e-5 of max |y|, beyond rtol 1e-4 / atol 1e-5 on small
-# outputs): opt-in only.
-_WINOGRAD_TILE = 2
-_WINOGRAD_MIN_CHANNELS = {"forward": 32, "data": 64, "weight": 64}
-_WINOGRAD_MIN_OUTPUT = 4  # output rows and columns
-# how often the dispatch took the Winograd path (tests and benchmarks read it)
-winograd_calls = {"forward": 0, "data": 0, "weight": 0}
-
-
-def _use_winograd(kind, dtype, x_shape, w_shape, stride, dilation, before, after,
-                  groups) -> bool:
-    """Winograd applies (2-D, 3x3, stride 1, dilation 1, groups 1, pads <= 2) and pays off."""
-    out = [n + b + a - 2 for n, b, a in zip(x_shape[3:], before[1:], after[1:], strict=True)]
-    direct_wins = dtype == np.float32 and _direct.available() and _kernels.direct_enabled
-    return (
-        not direct_wins
-        and groups == 1
-        and tuple(w_shape[2:]) == (1, 3, 3)
-        and x_shape[2] == 1
-        and before[0] == after[0] == 0
-        and tuple(stride) == (1, 1, 1)
-        and tuple(dilation) == (1, 1, 1)
-        and max(before[1:] + after[1:]) <= 2
-        and min(w_shape[0], w_shape[1]) >= _WINOGRAD_MIN_CHANNELS[kind]
-        and min(out) >= _WINOGRAD_MIN_OUTPUT
-    )
-
-
-def _forward(xd, wd, stride, dilation, before, after, groups) -> np.ndarray:
-    args = (stride, dilation, before, after, groups)
-    if _use_winograd("forward", xd.dtype, xd.shape, wd.shape, *args):
-        winograd_calls["forward"] += 1
-        return _winograd.conv3x3_forward(xd, wd, before[1:], after[1:], _WINOGRAD_TILE)
-    return _kernels.conv_forward(xd, wd, *args)
-
-
-def _backward_data(g, wd, x_shape, stride, dilation, before, after, groups) -> np.ndarray:
-    args = (stride, dilation, before, after, groups)
-    if _use_winograd("data", g.dtype, x_shape, wd.shape, *args):
-        winograd_calls["data"] += 1
-        return _winograd.conv3x3_backward_data(
-            g, wd, x_shape[3:], before[1:], after[1:], _WINOGRAD_TILE
-        )
-    return _kernels.conv_backward_data(g, wd, x_shape[2:], *args)
-
-
-def _backward_weight(xd, g, w_shape, stride, dilation, before, after, groups) -> np.ndarray:
-    args = (stride, dilation, before, after, groups)
-    if _use_winograd("weight", xd.dtype, xd.shape, w_shape, *args):
-        winograd_calls["weight"] += 1
-        return _winograd.conv3x3_backward_weight(xd, g, before[1:], after[1:], _WINOGRAD_TILE)
-    return _kernels.conv_backward_weight(xd, g, w_shape[2:], *args)
-
-
-def _conv5d(x: Tensor, w: Tensor, *params) -> Tensor:
-    """y = conv(x, w); the three primitives (or Winograd where it pays) give y, dx and dw.
-    ``params`` = (stride, dilation, before, after, groups)."""
-    xd, wd = x.data, w.data
-    y = _forward(xd, wd, *params)
-
-    def backward(g):
-        gx = _backward_data(g, wd, xd.shape, *params) if x.requires_grad else None
-        gw = _backward_weight(xd, g, wd.shape, *params) if w.requires_grad else None
-        return gx, gw
-
-    return _result(y, (x, w), backward)
-
-
-def _conv_transpose5d(x: Tensor, w: Tensor, out_size, *params) -> Tensor:
-    """y = conv_transpose(x, w): the backward-data of a conv from ``out_size`` to x's size."""
-    xd, wd = x.data, w.data
-    y_shape = (xd.shape[0], wd.shape[1] * params[-1]) + tuple(out_size)
-    y = _backward_data(xd, wd, y_shape, *params)
-
-    def backward(g):
-        gx = _forward(g, wd, *params) if x.requires_grad else None
-        # roles swapped: g plays the conv's input, x its output gradient
-        gw = _backward_weight(g, xd, wd.shape, *params) if w.requires_grad else None
-        return gx, gw
-
-    return _result(y, (x, w), backward)
+        return _result(out, (input, weight), lambda g: backward(g)[:2])
+    return _result(out, (input, weight, bias), backward)
 
 
 # ---- public convolutions -------------------------------------------------------------------
 def _convnd(nd, input, weight, bias, stride, padding, dilation, groups) -> Tensor:
     op = f"conv{nd}d"
     _check_tensors(op, input, weight, bias, nd)
-    groups = _check_groups(op, groups)
-    stride = _positive(_tuple(stride, nd, "stride", op), "stride", op)
-    dilation = _positive(_tuple(dilation, nd, "dilation", op), "dilation", op)
-    kernel = weight.shape[2:]
-    before, after = _conv_padding(op, padding, nd, kernel, stride, dilation)
-    x, unbatched = _batched(input, nd)
-    in_channels, out_channels = x.shape[1], weight.shape[0]
-    if in_channels != weight.shape[1] * groups:
-        raise ValueError(
-            f"{op}: input has {in_channels} channels but weight {weight.shape} expects "
-            f"{weight.shape[1] * groups} with groups={groups} (input channels must equal "
-            f"weight.shape[1] * groups)"
+    geo = conv_geometry(op, nd, _batched_shape(input, nd), weight.shape, stride, padding,
+                        dilation, groups)
+    _check_bias(op, bias, weight.shape[0])
+    x5, w5 = input.data.reshape(geo.x_shape), weight.data.reshape(geo.w_shape)
+    y5 = dispatch.conv_forward(x5, w5, geo)
+    _add_bias(y5, bias)
+
+    def backward(g):
+        g5 = g.reshape(geo.y_shape)
+        gx = dispatch.conv_backward_data(g5, w5, geo) if input.requires_grad else None
+        gw = dispatch.conv_backward_weight(x5, g5, geo) if weight.requires_grad else None
+        return (
+            None if gx is None else gx.reshape(input.shape),
+            None if gw is None else gw.reshape(weight.shape),
+            _bias_grad(g5, bias),
         )
-    if out_channels % groups:
-        raise ValueError(
-            f"{op}: weight {weight.shape} has {out_channels} output channels, "
-            f"not divisible by groups={groups}"
-        )
-    _check_bias(op, bias, out_channels)
-    _check_fits(op, x.shape[2:], before, after, kernel, dilation)
-    y = _conv5d(
-        _to5d(x, nd),
-        _to5d(weight, nd),
-        _lift(stride, 1),
-        _lift(dilation, 1),
-        _lift(before, 0),
-        _lift(after, 0),
-        groups,
-    )
-    y = _add_bias(_from5d(y, nd), bias)
-    return y.squeeze(0) if unbatched else y
+
+    return _node(y5.reshape(_out_shape(input, nd, geo.y_shape)), input, weight, bias, backward)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
@@ -314,84 +123,38 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     return _convnd(3, input, weight, bias, stride, padding, dilation, groups)
 
 
-def conv_transpose_output_size(size, kernel, stride, padding, output_padding, dilation):
-    """PyTorch's rule: (in - 1) * s - 2p + d * (k - 1) + output_padding + 1 per dim."""
-    return tuple(
-        (n - 1) * s - 2 * p + d * (k - 1) + op + 1
-        for n, k, s, p, op, d in zip(
-            size, kernel, stride, padding, output_padding, dilation, strict=True
-        )
-    )
+conv_transpose_output_size = transpose_output_size  # PyTorch's rule, for the layers
 
 
 def _conv_transposend(
     nd, input, weight, bias, stride, padding, output_padding, groups, dilation
 ) -> Tensor:
+    """The backward-data of the conv described by the geometry (roles swapped: the input
+    plays that conv's y, the output its x)."""
     op = f"conv_transpose{nd}d"
     _check_tensors(op, input, weight, bias, nd)
-    groups = _check_groups(op, groups)
-    stride = _positive(_tuple(stride, nd, "stride", op), "stride", op)
-    dilation = _positive(_tuple(dilation, nd, "dilation", op), "dilation", op)
-    if isinstance(padding, str):
-        raise ValueError(f"{op}: padding must be an int or a tuple of {nd} ints, got {padding!r}")
-    padding = _tuple(padding, nd, "padding", op)
-    output_padding = _tuple(output_padding, nd, "output_padding", op)
-    if any(p < 0 for p in padding + output_padding):
-        raise ValueError(
-            f"{op}: padding and output_padding must be >= 0, got {padding} and {output_padding}"
+    geo, unreached = conv_transpose_geometry(op, nd, _batched_shape(input, nd), weight.shape,
+                                             stride, padding, output_padding, groups, dilation)
+    _check_bias(op, bias, weight.shape[1] * groups)
+    x5, w5 = input.data.reshape(geo.y_shape), weight.data.reshape(geo.w_shape)
+    y5 = dispatch.conv_backward_data(x5, w5, geo)
+    extra = ((0, 0), (0, 0)) + tuple((0, u) for u in lift(unreached, 0))
+    if any(unreached):  # rows past every kernel tap: zeros (then the bias)
+        y5 = np.pad(y5, extra)
+    _add_bias(y5, bias)
+    reached = (slice(None), slice(None)) + tuple(slice(0, n) for n in geo.in_size)
+
+    def backward(g):
+        g5 = g.reshape(y5.shape)[reached]
+        gx = dispatch.conv_forward(g5, w5, geo) if input.requires_grad else None
+        gw = dispatch.conv_backward_weight(g5, x5, geo) if weight.requires_grad else None
+        return (
+            None if gx is None else gx.reshape(input.shape),
+            None if gw is None else gw.reshape(weight.shape),
+            _bias_grad(g.reshape(y5.shape), bias),
         )
-    for o, s, d in zip(output_padding, stride, dilation, strict=True):
-        if o >= max(s, d):
-            raise ValueError(
-                f"{op}: output_padding {output_padding} must be smaller than either stride "
-                f"{stride} or dilation {dilation} in every dim"
-            )
-    x, unbatched = _batched(input, nd)
-    in_channels, kernel = x.shape[1], weight.shape[2:]
-    if in_channels != weight.shape[0]:
-        raise ValueError(
-            f"{op}: input has {in_channels} channels but weight {weight.shape} expects "
-            f"{weight.shape[0]} (weight is (in_channels, out_channels / groups, *kernel))"
-        )
-    if in_channels % groups:
-        raise ValueError(
-            f"{op}: weight {weight.shape} has {in_channels} input channels, "
-            f"not divisible by groups={groups}"
-        )
-    out_channels = weight.shape[1] * groups
-    _check_bias(op, bias, out_channels)
-    out_size = conv_transpose_output_size(
-        x.shape[2:], kernel, stride, padding, output_padding, dilation
-    )
-    if any(n < 1 for n in out_size):
-        raise ValueError(
-            f"{op}: output size {out_size} is too small (must be >= 1) for input {x.shape}, "
-            f"kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation}"
-        )
-    # The equivalent conv maps out_size back to the input size with padding p before and
-    # p - output_padding + (stride - 1) after (the extra rows the floor division absorbs).
-    # That is negative only when output_padding >= stride (allowed when dilation > stride):
-    # the trailing -after rows then lie past every kernel tap, so they are computed as a
-    # smaller output and zero-padded back.
-    after = tuple(
-        p - o + s - 1 for p, o, s in zip(padding, output_padding, stride, strict=True)
-    )
-    unreached = tuple(max(-a, 0) for a in after)
-    y = _conv_transpose5d(
-        _to5d(x, nd),
-        _to5d(weight, nd),
-        _lift(tuple(n - u for n, u in zip(out_size, unreached, strict=True)), 1),
-        _lift(stride, 1),
-        _lift(dilation, 1),
-        _lift(padding, 0),
-        _lift(tuple(max(a, 0) for a in after), 0),
-        groups,
-    )
-    y = _from5d(y, nd)
-    if any(unreached):
-        y = pad(y, [n for u in reversed(unreached) for n in (0, u)])
-    y = _add_bias(y, bias)
-    return y.squeeze(0) if unbatched else y
+
+    return _node(y5.reshape(_out_shape(input, nd, y5.shape)), input, weight, bias, backward)
 
 
 def conv_transpose1d(

@@ -1,0 +1,72 @@
+# cython: language_level=3
+"""Helpers shared by the conv kernels (gemm.pyx, depthwise.pyx, direct.pyx): the geometry as
+a C struct, ceiling division, a tap's range of output positions, copying a plane into a
+zero-padded one.  All inline and nogil."""
+
+from cython cimport floating
+from libc.string cimport memcpy
+
+
+cdef struct Geom:
+    Py_ssize_t N, C, O, G, Cg, Og
+    Py_ssize_t inp[3]       # input D, H, W
+    Py_ssize_t out[3]       # output oD, oH, oW
+    Py_ssize_t ker[3]
+    Py_ssize_t stride[3]
+    Py_ssize_t dil[3]
+    Py_ssize_t pad[3]       # pad_before
+    Py_ssize_t pad_after[3]
+    Py_ssize_t kvol         # kD * kH * kW
+    Py_ssize_t K            # Cg * kvol: GEMM inner dimension
+    Py_ssize_t P            # oD * oH * oW
+    Py_ssize_t Pin          # D * H * W
+    Py_ssize_t R            # oD * oH: output rows (of oW) -- the tiling unit
+    bint pointwise          # 1x1 kernel, stride 1, no padding: col is x itself
+
+
+cdef inline Geom geom_of(object geo):
+    """The C struct of a minidl._geometry.ConvGeometry (already validated)."""
+    cdef Geom g
+    cdef int i
+    x, w, y = geo.x_shape, geo.w_shape, geo.y_shape
+    stride, dil, before, after = geo.stride, geo.dilation, geo.pad_before, geo.pad_after
+    g.N, g.C, g.O, g.G = x[0], x[1], w[0], geo.groups
+    g.Cg, g.Og = w[1], w[0] // geo.groups
+    for i in range(3):
+        g.inp[i], g.out[i], g.ker[i] = x[2 + i], y[2 + i], w[2 + i]
+        g.stride[i], g.dil[i], g.pad[i], g.pad_after[i] = stride[i], dil[i], before[i], after[i]
+    g.kvol = g.ker[0] * g.ker[1] * g.ker[2]
+    g.K = g.Cg * g.kvol
+    g.P = g.out[0] * g.out[1] * g.out[2]
+    g.Pin = g.inp[0] * g.inp[1] * g.inp[2]
+    g.R = g.out[0] * g.out[1]
+    g.pointwise = geo.pointwise
+    return g
+
+
+cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+cdef inline void tap_range(Py_ssize_t off, Py_ssize_t s, Py_ssize_t n_in, Py_ssize_t n_out,
+                           Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """Output positions [lo, hi) whose input position o * s + off lies in [0, n_in)."""
+    cdef Py_ssize_t a = 0, b = 0
+    if off < 0:
+        a = (-off + s - 1) // s
+    if n_in - 1 - off >= 0:
+        b = (n_in - 1 - off) // s + 1
+    lo[0] = min(a, n_out)
+    hi[0] = max(lo[0], min(b, n_out))
+
+
+cdef inline void pad_plane(const floating* src, floating* dst, Py_ssize_t D, Py_ssize_t H,
+                           Py_ssize_t W, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t pd,
+                           Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
+    """Copy one (D, H, W) plane into an already zeroed padded plane (rows Wp apart, planes
+    Hp rows apart) at offset (pd, ph, pw)."""
+    cdef Py_ssize_t z, r
+    for z in range(D):
+        for r in range(H):
+            memcpy(dst + ((z + pd) * Hp + r + ph) * Wp + pw, src + (z * H + r) * W,
+                   W * sizeof(floating))

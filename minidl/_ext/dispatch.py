@@ -1,0 +1,260 @@
+"""The one place that chooses how a convolution is computed, and the three primitives.
+
+Every conv layer and gradient runs on three primitives over a :class:`ConvGeometry`
+(``minidl._geometry``, already validated):
+
+=====================================  ======================  =============================
+primitive                              computes                also serves as
+=====================================  ======================  =============================
+``conv_forward(x, w, geo)``            y                       ConvTranspose backward-data
+``conv_backward_data(dy, w, geo)``     dx                      ConvTranspose forward
+``conv_backward_weight(x, dy, geo)``   dw                      ConvTranspose backward-weight
+=====================================  ======================  =============================
+
+Each primitive asks :func:`choose` which algorithm computes it:
+
+- ``gemm``: im2col + BLAS (``gemm.pyx``); serves every geometry and dtype.
+- ``pointwise``: the same GEMM run on x itself (1x1 kernel, stride 1, no padding).
+- ``depthwise``: per-plane direct kernels (``depthwise.pyx``) for one input channel per group.
+- ``direct``: SIMD register-blocked float32 kernels on a padded grid (``direct.pyx``), in builds
+  whose vectors are wide enough for them to win (AVX-512).
+- ``winograd``: F(2x2, 3x3) for 2-D 3x3 stride-1 convs (``winograd.pyx``).
+
+The choice is a function of the pass, the geometry, the dtype and the instruction set the
+kernels were built for (:func:`isa`); its thresholds are the named constants below, each with
+the bench case (``python -m minidl.bench``) that set it. To force an algorithm, pass
+``algorithm=`` to a primitive, or wrap any code in ``with force("gemm"):``; to see the
+choices, ``with record() as log:`` collects ``(pass, algorithm)`` pairs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from .. import runtime
+from .._geometry import ConvGeometry
+from . import depthwise, direct, gemm, winograd
+
+PASSES = ("forward", "data", "weight")
+ALGORITHMS = ("gemm", "pointwise", "depthwise", "direct", "winograd")
+
+# Depthwise with a channel multiplier up to this uses the depthwise kernels; from a multiplier
+# of 4 on, (multiplier x kvol) @ (kvol x P) is wide enough for BLAS to win (bench case:
+# depthwise 3x3; the LeNet first layer, C = 1 and O = 6, is faster as a GEMM).
+DEPTHWISE_MAX_MULTIPLIER = 2
+# Winograd pays off from these channel counts (min of in and out) on: below them the GEMM
+# kernel is as fast (bench cases: ResNet 3x3 64@56 and 256@14, VGG 128@28).
+WINOGRAD_MIN_CHANNELS = {"forward": 32, "data": 64, "weight": 64}
+# ... and with at least this many output rows and columns (a tile is 2x2).
+WINOGRAD_MIN_OUTPUT = 4
+# F(2x2, 3x3): as precise as the GEMM in float32. F(4x4, 3x3) is faster but its float32 error
+# is ~20x the GEMM's, beyond the parity tolerances: opt-in only (winograd.conv3x3_* tile=4).
+WINOGRAD_TILE = 2
+# The direct backward-data computes output channels in blocks: with fewer input channels per
+# group than this the GEMM is as fast (bench case: LeNet conv1's backward).
+DIRECT_DATA_MIN_CHANNELS = 4
+
+_local = threading.local()  # forced algorithm and record log: per thread, like grad mode
+
+
+def isa() -> str:
+    """The vector instruction set the kernels were compiled for ('avx512', 'avx2', 'sse')."""
+    return direct.isa()
+
+
+# ---- what each algorithm can compute -------------------------------------------------------
+def _winograd_fits(geo: ConvGeometry) -> bool:
+    """2-D (depth 1), 3x3, stride 1, dilation 1, one group, H/W padding 0..2."""
+    return (
+        geo.groups == 1
+        and geo.kernel == (1, 3, 3)
+        and geo.x_shape[2] == 1
+        and geo.pad_before[0] == geo.pad_after[0] == 0
+        and geo.stride == (1, 1, 1)
+        and geo.dilation == (1, 1, 1)
+        and max(geo.pad_before[1:] + geo.pad_after[1:]) <= 2
+    )
+
+
+def _direct_fits(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> bool:
+    """float32 in a build with the direct kernels; forward: stride 1 or dilation 1; data:
+    stride 1 with pad_before within the kernel extent; weight: stride 1."""
+    if dtype != np.float32 or not direct.available():
+        return False
+    stride_one = geo.stride == (1, 1, 1)
+    if pass_ == "forward":
+        return stride_one or geo.dilation == (1, 1, 1)
+    if pass_ == "data":
+        return stride_one and direct.data_padding_fits(geo)
+    return stride_one
+
+
+def applicable(algorithm: str, pass_: str, geo: ConvGeometry, dtype: np.dtype) -> bool:
+    """Whether ``algorithm`` can compute this pass at all (not whether it is the fastest)."""
+    if algorithm == "gemm":
+        return True
+    if algorithm == "pointwise":
+        return geo.pointwise
+    if algorithm == "depthwise":
+        return geo.depthwise
+    if algorithm == "direct":
+        return _direct_fits(pass_, geo, dtype)
+    if algorithm == "winograd":
+        return _winograd_fits(geo)
+    raise ValueError(f"unknown conv algorithm {algorithm!r}: expected one of {ALGORITHMS}")
+
+
+# ---- the choice --------------------------------------------------------------------------------
+def choose(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> str:
+    """The algorithm for this pass: a forced one where it applies, else the table below."""
+    forced = getattr(_local, "forced", None)
+    if forced is not None and applicable(forced, pass_, geo, dtype):
+        return forced
+    return _table(pass_, geo, np.dtype(dtype))
+
+
+def _table(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> str:
+    small_multiplier = geo.depthwise and geo.out_per_group <= DEPTHWISE_MAX_MULTIPLIER
+    if not geo.pointwise and not small_multiplier and _direct_fits(pass_, geo, dtype):
+        if pass_ != "data" or geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS:
+            return "direct"
+    elif _winograd_pays(pass_, geo, dtype):
+        return "winograd"
+    if small_multiplier:
+        return "depthwise"
+    return "pointwise" if geo.pointwise else "gemm"
+
+
+def _winograd_pays(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> bool:
+    """Not where the direct kernels serve float32 (they are faster: bench ResNet 3x3 cases)."""
+    if dtype == np.float32 and direct.available():
+        return False
+    channels = min(geo.w_shape[0], geo.w_shape[1])
+    return (
+        _winograd_fits(geo)
+        and channels >= WINOGRAD_MIN_CHANNELS[pass_]
+        and min(geo.out_size[1:]) >= WINOGRAD_MIN_OUTPUT
+    )
+
+
+@contextmanager
+def force(algorithm: str | None) -> Iterator[None]:
+    """Within the block (this thread), use ``algorithm`` wherever it applies (see
+    :func:`applicable`); elsewhere the usual choice. ``None`` restores the usual choice."""
+    if algorithm is not None and algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown conv algorithm {algorithm!r}: expected one of {ALGORITHMS}")
+    previous = getattr(_local, "forced", None)
+    _local.forced = algorithm
+    try:
+        yield
+    finally:
+        _local.forced = previous
+
+
+@contextmanager
+def record() -> Iterator[list[tuple[str, str]]]:
+    """Collect the ``(pass, algorithm)`` of every primitive run within the block (this
+    thread)."""
+    previous = getattr(_local, "log", None)
+    log: list[tuple[str, str]] = []
+    _local.log = log
+    try:
+        yield log
+    finally:
+        _local.log = previous
+
+
+def _pick(pass_: str, geo: ConvGeometry, dtype: np.dtype, algorithm: str | None) -> str:
+    if algorithm is None:
+        algorithm = choose(pass_, geo, dtype)
+    elif not applicable(algorithm, pass_, geo, dtype):
+        raise ValueError(
+            f"conv algorithm {algorithm!r} cannot compute the {pass_} pass of input "
+            f"{geo.x_shape}, weight {geo.w_shape} (stride {geo.stride}, dilation "
+            f"{geo.dilation}, groups {geo.groups}, {np.dtype(dtype).name}, isa {isa()})"
+        )
+    log = getattr(_local, "log", None)
+    if log is not None:
+        log.append((pass_, algorithm))
+    return algorithm
+
+
+# ---- cheap checks: the arrays match the geometry ---------------------------------------------
+def _array(name: str, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if not isinstance(a, np.ndarray) or a.shape != shape:
+        got = getattr(a, "shape", type(a).__name__)
+        raise ValueError(f"{name} has shape {got}, the conv geometry expects {shape}")
+    if a.dtype != np.float32 and a.dtype != np.float64:
+        raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _pair(geo, first, second):
+    (n1, a, s1), (n2, b, s2) = first, second
+    a, b = _array(n1, a, s1), _array(n2, b, s2)
+    if a.dtype != b.dtype:
+        raise TypeError(f"{n1} and {n2} must share a dtype, got {a.dtype} and {b.dtype}")
+    return a, b
+
+
+# ---- the algorithms' entry points, one signature each ----------------------------------------
+def _winograd_forward(x, w, geo, nt):
+    return winograd.conv3x3_forward(x, w, geo.pad_before[1:], geo.pad_after[1:],
+                                    WINOGRAD_TILE, nt)
+
+
+def _winograd_data(dy, w, geo, nt):
+    return winograd.conv3x3_backward_data(dy, w, geo.in_size, geo.pad_before[1:],
+                                          geo.pad_after[1:], WINOGRAD_TILE, nt)
+
+
+def _winograd_weight(x, dy, geo, nt):
+    return winograd.conv3x3_backward_weight(x, dy, geo.pad_before[1:], geo.pad_after[1:],
+                                            WINOGRAD_TILE, nt)
+
+
+_FORWARD = {"gemm": gemm.forward, "pointwise": gemm.forward, "depthwise": depthwise.forward,
+            "direct": direct.forward, "winograd": _winograd_forward}
+_DATA = {"gemm": gemm.backward_data, "pointwise": gemm.backward_data,
+         "depthwise": depthwise.backward_data, "direct": direct.backward_data,
+         "winograd": _winograd_data}
+_WEIGHT = {"gemm": gemm.backward_weight, "pointwise": gemm.backward_weight,
+           "depthwise": depthwise.backward_weight, "direct": direct.backward_weight,
+           "winograd": _winograd_weight}
+
+
+# ---- the three primitives ----------------------------------------------------------------------
+def conv_forward(x: np.ndarray, w: np.ndarray, geo: ConvGeometry,
+                 algorithm: str | None = None) -> np.ndarray:
+    """y (N, O, oD, oH, oW): cross-correlation of x (N, C, D, H, W) with w (O, C/groups, *k)."""
+    x, w = _pair(geo, ("x", x, geo.x_shape), ("w", w, geo.w_shape))
+    if geo.x_shape[0] == 0:
+        return np.empty(geo.y_shape, x.dtype)
+    run = _FORWARD[_pick("forward", geo, x.dtype, algorithm)]
+    return run(x, w, geo, runtime.get_num_threads())
+
+
+def conv_backward_data(dy: np.ndarray, w: np.ndarray, geo: ConvGeometry,
+                       algorithm: str | None = None) -> np.ndarray:
+    """dx (N, C, D, H, W): the gradient of :func:`conv_forward` w.r.t. x (= ConvTranspose
+    forward). The input size may exceed the smallest with this output size (ConvTranspose's
+    output_padding): the extra positions get contributions only from taps that reach them."""
+    dy, w = _pair(geo, ("dy", dy, geo.y_shape), ("w", w, geo.w_shape))
+    if geo.x_shape[0] == 0:
+        return np.empty(geo.x_shape, dy.dtype)
+    run = _DATA[_pick("data", geo, dy.dtype, algorithm)]
+    return run(dy, w, geo, runtime.get_num_threads())
+
+
+def conv_backward_weight(x: np.ndarray, dy: np.ndarray, geo: ConvGeometry,
+                         algorithm: str | None = None) -> np.ndarray:
+    """dw (O, C/groups, *k): the gradient of :func:`conv_forward` w.r.t. w."""
+    x, dy = _pair(geo, ("x", x, geo.x_shape), ("dy", dy, geo.y_shape))
+    if geo.x_shape[0] == 0:
+        return np.zeros(geo.w_shape, x.dtype)
+    run = _WEIGHT[_pick("weight", geo, x.dtype, algorithm)]
+    return run(x, dy, geo, runtime.get_num_threads())

@@ -1,0 +1,131 @@
+"""What importing minidl changes in the process, in one place: threads and memory.
+
+Both settings are process-wide and described in the README ("What importing minidl changes").
+
+**One thread count, BLAS on one thread.** minidl computes with two kinds of threads: the
+OpenMP threads of its Cython kernels (``minidl._ext``) and the threads of OpenBLAS (through
+numpy and scipy). OpenBLAS keeps its own pthreads pool, and after every call its workers
+busy-wait for new work for a while before they sleep; an OpenMP region started in that window
+shares the cores with them and runs several times slower. So minidl has one pool doing the
+parallel work, OpenMP's, with ``n`` threads, and keeps BLAS on one thread: the GEMM kernel calls
+single-threaded BLAS from each of its ``n`` OpenMP threads on independent tiles, and numpy's own
+products (``Linear`` and friends) run on the calling thread. At any moment at most ``n``
+threads compute; the price is that a large matmul outside the kernels uses one core. ``n``
+defaults to ``OMP_NUM_THREADS`` (its first entry) or else the usable cores;
+:func:`set_num_threads` changes it. This module owns the count: the dispatcher
+(``minidl._ext.dispatch``) hands it to the kernels.
+
+**Freed memory stays in the process.** A training step allocates and frees the same large
+arrays over and over. glibc's malloc serves large blocks with fresh ``mmap`` pages and trims
+freed memory from the top of the heap, so the next array of that size page-faults every page in
+again and the kernel zeroes it. Like frameworks with a caching allocator, minidl keeps that
+memory: importing it calls :func:`retain_freed_memory`, which sets glibc's
+``M_MMAP_THRESHOLD`` to 256 MiB (larger blocks still get their own mapping) and
+``M_TRIM_THRESHOLD`` to 1 GiB (up to that much freed memory stays with the process). The cost:
+the resident size stays near its peak. ``MINIDL_RETAIN_MEMORY=0`` before importing minidl, or
+``retain_freed_memory(False)``, keeps glibc's defaults. Without glibc nothing changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import operator
+import os
+
+from threadpoolctl import ThreadpoolController
+
+__all__ = [
+    "BLAS_THREADS",
+    "default_num_threads",
+    "get_num_threads",
+    "retain_freed_memory",
+    "retaining_freed_memory",
+    "set_num_threads",
+]
+
+BLAS_THREADS = 1  # see the module docstring
+_num_threads = 1
+
+
+# ---- threads ---------------------------------------------------------------------------------
+def default_num_threads() -> int:
+    """``OMP_NUM_THREADS`` (its first entry) if set and valid, else the usable cores."""
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0])
+    except ValueError:
+        n = 0
+    return n if n > 0 else _usable_cores()
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its affinity mask), not all the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_num_threads(n: int) -> None:
+    """Run minidl's kernels on ``n`` OpenMP threads, and BLAS on one (see the module doc).
+
+    Like ``torch.set_num_threads`` this is process-wide: the BLAS setting also applies to
+    numpy's and scipy's own products. ``TypeError`` if ``n`` is not an int, ``ValueError`` if
+    ``n < 1``.
+    """
+    global _num_threads
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"number of threads must be an int, got {type(n).__name__}") from None
+    if n < 1:
+        raise ValueError(f"number of threads must be >= 1, got {n}")
+    _num_threads = n
+    # A fresh controller sees every BLAS library loaded so far; the limit stays in force
+    # (it is only undone when used as a context manager).
+    ThreadpoolController().limit(limits=BLAS_THREADS, user_api="blas")
+
+
+def get_num_threads() -> int:
+    """Number of OpenMP threads minidl's kernels use."""
+    return _num_threads
+
+
+# ---- memory ----------------------------------------------------------------------------------
+_M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
+_GLIBC_DEFAULT = 128 * 1024  # both thresholds' initial values
+_MMAP_THRESHOLD = 256 << 20
+_TRIM_THRESHOLD = 1 << 30
+_retaining = False
+
+
+def _mallopt():
+    try:
+        return ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # no dlopen(NULL) (Windows) or no mallopt (not glibc)
+        return None
+
+
+def retain_freed_memory(enabled: bool = True) -> bool:
+    """Keep freed memory for reuse (True) or go back to glibc's default thresholds (False).
+
+    Returns whether the setting took effect (False where malloc is not glibc's)."""
+    global _retaining
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    mmap, trim = (_MMAP_THRESHOLD, _TRIM_THRESHOLD) if enabled else (_GLIBC_DEFAULT,) * 2
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, mmap)) and bool(mallopt(_M_TRIM_THRESHOLD, trim))
+    if ok:
+        _retaining = enabled
+    return ok
+
+
+def retaining_freed_memory() -> bool:
+    """Whether minidl has set glibc to keep freed memory."""
+    return _retaining
+
+
+set_num_threads(default_num_threads())
+if os.environ.get("MINIDL_RETAIN_MEMORY", "1") != "0":
+    retain_freed_memory()

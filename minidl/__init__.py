@@ -10,7 +10,7 @@ from . import (
 from .profiles import *  # noqa: F403  (set_profile, use_profile, ...)
 from .profiles import __all__ as _profiles_all
 from .random import manual_seed
-from .runtime import get_num_threads, set_num_threads
+from .runtime import get_num_threads, set_num_threads, show_config
 from .serialization import *  # noqa: F403  (save, load)
 from .serialization import __all__ as _serialization_all
 from .tensor import (
@@ -46,6 +46,7 @@ __all__ = [
     "profiles",
     "runtime",
     "set_num_threads",
+    "show_config",
     "stack",
     "tensor",
     "where",

@@ -1,4 +1,4 @@
-"""What importing minidl changes in the process, in one place: threads and memory.
+"""What importing minidl changes in the process, in one place: threads, memory, kernels.
 
 Both settings are process-wide and described in the README ("What importing minidl changes").
 
@@ -15,6 +15,17 @@ defaults to ``OMP_NUM_THREADS`` (its first entry) or else the usable cores;
 :func:`set_num_threads` changes it. This module owns the count: the dispatcher
 (``minidl._ext.dispatch``) hands it to the kernels.
 
+**Threads that wait sleep.** OpenMP threads that finish their share of a kernel wait for the
+next one; by default GNU OpenMP spins while it waits, which steals the core another process
+needs on a busy machine. minidl sets ``OMP_WAIT_POLICY=passive`` before its kernels load
+OpenMP (unless ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is already set), so waiting threads
+sleep. It only takes effect if no other library loaded GNU OpenMP into the process first.
+
+**The widest instruction set the CPU has.** The kernels whose speed is their vectors are built
+for several instruction sets (setup.py); :func:`isa` is the one in use: the widest that the CPU
+supports, capped by ``MINIDL_MAX_ISA`` (``baseline``, ``avx2`` or ``avx512``, as
+``ONEDNN_MAX_CPU_ISA`` caps oneDNN), chosen once at import.
+
 **Freed memory stays in the process.** A training step allocates and frees the same large
 arrays over and over. glibc's malloc serves large blocks with fresh ``mmap`` pages and trims
 freed memory from the top of the heap, so the next array of that size page-faults every page in
@@ -29,18 +40,27 @@ the resident size stays near its peak. ``MINIDL_RETAIN_MEMORY=0`` before importi
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import operator
 import os
 
 from threadpoolctl import ThreadpoolController
 
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "passive"  # before the first kernel module loads OpenMP
+
+from ._ext import cpu as _cpu  # noqa: E402  (after the wait policy is set)
+
 __all__ = [
     "BLAS_THREADS",
+    "ISAS",
     "default_num_threads",
     "get_num_threads",
+    "isa",
     "retain_freed_memory",
     "retaining_freed_memory",
     "set_num_threads",
+    "show_config",
 ]
 
 BLAS_THREADS = 1  # see the module docstring
@@ -88,6 +108,53 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Number of OpenMP threads minidl's kernels use."""
     return _num_threads
+
+
+# ---- instruction set ---------------------------------------------------------------------------
+ISAS = ("baseline", "avx2", "avx512")  # narrowest first
+
+
+def _built(name: str) -> bool:
+    return importlib.util.find_spec(f"minidl._ext.direct_{name}") is not None
+
+
+def _choose_isa(cap: str | None) -> str:
+    """The widest instruction set that the CPU supports, minidl was built for, and ``cap``
+    allows."""
+    cap = (cap or "avx512").strip().lower()
+    if cap not in ISAS:
+        raise ValueError(f"MINIDL_MAX_ISA must be one of {', '.join(ISAS)}, got {cap!r}")
+    allowed = ISAS[: ISAS.index(cap) + 1]
+    usable = [name for name in _cpu.supported() if name in allowed and _built(name)]
+    return usable[-1] if usable else "baseline"
+
+
+_isa = _choose_isa(os.environ.get("MINIDL_MAX_ISA"))
+
+
+def isa() -> str:
+    """The instruction set of the kernels in use ('baseline', 'avx2' or 'avx512')."""
+    return _isa
+
+
+def show_config() -> dict[str, object]:
+    """Print and return what minidl runs with: instruction set, BLAS, threads, memory."""
+    blas = ThreadpoolController().select(user_api="blas").info()
+    config: dict[str, object] = {
+        "isa": _isa,
+        "isa_supported_by_cpu": list(_cpu.supported()),
+        "MINIDL_MAX_ISA": os.environ.get("MINIDL_MAX_ISA"),
+        "threads": _num_threads,
+        "blas": [
+            {k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for lib in blas
+        ],
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        "retains_freed_memory": _retaining,
+    }
+    for key, value in config.items():
+        print(f"{key:22} {value}")
+    return config
 
 
 # ---- memory ----------------------------------------------------------------------------------

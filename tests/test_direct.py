@@ -1,16 +1,28 @@
-"""Tests of the direct float32 kernels (minidl._ext.direct), which minidl._ext.dispatch
-chooses in an AVX-512 build.
+"""Tests of the direct float32 kernels (minidl/_ext/_direct.pxi), compiled once per instruction
+set (direct_baseline, direct_avx2, direct_avx512); minidl._ext.dispatch uses the module of the
+instruction set in use.
 
 The direct functions are called themselves so that these tests run in every build (with
 narrower vectors where AVX-512 is missing); the float64 numpy reference is the oracle.
 """
 
+import importlib
+
 import kernels as conv
 import numpy as np
 import pytest
 
-from minidl._ext import direct, dispatch
+from minidl import runtime
+from minidl._ext import cpu, dispatch
 from minidl._ext import reference as ref
+
+# every direct module this CPU can run: all are tested in every run
+ISAS = [name for name in cpu.supported() if runtime._built(name)]
+
+
+@pytest.fixture(params=ISAS)
+def direct(request):
+    return importlib.import_module(f"minidl._ext.direct_{request.param}")
 
 ONE = (1, 1, 1)
 
@@ -52,7 +64,7 @@ def _arrays(seed, x_shape, w_shape, params):
 
 
 @pytest.mark.parametrize("seed", range(80))
-def test_forward_matches_reference(seed):
+def test_forward_matches_reference(seed, direct):
     x_shape, w_shape, params = random_config(seed, strided=seed % 2 == 1)
     x, w, _ = _arrays(seed, x_shape, w_shape, params)
     y = direct.forward(x, w, conv.geometry(x_shape, w_shape, *params), 2)
@@ -62,7 +74,7 @@ def test_forward_matches_reference(seed):
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_backward_data_matches_reference(seed):
+def test_backward_data_matches_reference(seed, direct):
     """The forward kernel on dy where the padding fits inside the kernel extent; beyond it
     conv_backward_data takes im2col + GEMM (both equal the reference)."""
     x_shape, w_shape, params = random_config(seed, strided=False)
@@ -79,7 +91,7 @@ def test_backward_data_matches_reference(seed):
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_weight_matches_reference(seed):
+def test_weight_matches_reference(seed, direct):
     x_shape, w_shape, params = random_config(seed, strided=False)
     x, _, dy = _arrays(seed, x_shape, w_shape, params)
     dw = direct.backward_weight(x, dy, conv.geometry(x_shape, w_shape, *params), 2)
@@ -88,7 +100,7 @@ def test_weight_matches_reference(seed):
     np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_block_reading_past_the_last_plane():
+def test_block_reading_past_the_last_plane(direct):
     """Outputs that end just inside a block: the kernel reads up to a block past the padded
     input, which must be zeros, not whatever memory follows."""
     for width in range(1, 70):
@@ -100,18 +112,28 @@ def test_block_reading_past_the_last_plane():
 
 
 def test_dispatcher_chooses_direct_where_the_build_has_it():
-    """A float32 stride-1 5x5 conv: the direct kernels for all three passes in an AVX-512
-    build, im2col + GEMM in others; float64 always on the GEMM (the direct kernels are
-    float32)."""
+    """A float32 stride-1 5x5 conv: the direct kernels where the table makes them the default
+    for the instruction set in use (all three passes with AVX-512), im2col + GEMM elsewhere;
+    float64 always on the GEMM (the direct kernels are float32)."""
     zero = (0, 0, 0)
     geo = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), ONE, ONE, zero, zero, 1)
-    expected = "direct" if direct.available() else "gemm"
-    assert [dispatch.choose(p, geo, np.float32) for p in dispatch.PASSES] == [expected] * 3
+    expected = ["direct" if dispatch.direct_is_default(p) else "gemm" for p in dispatch.PASSES]
+    assert [dispatch.choose(p, geo, np.float32) for p in dispatch.PASSES] == expected
     assert [dispatch.choose(p, geo, np.float64) for p in dispatch.PASSES] == ["gemm"] * 3
-    assert dispatch.applicable("direct", "forward", geo, np.float32) == direct.available()
+    assert dispatch.applicable("direct", "forward", geo, np.float32)
+    assert not dispatch.applicable("direct", "forward", geo, np.float64)
+    assert dispatch.DIRECT_DEFAULT["avx512"] == dispatch.PASSES
 
 
-def test_weight_is_deterministic():
+def test_modules_are_compiled_for_their_instruction_set():
+    widths = {"baseline": 4, "avx2": 8, "avx512": 16}
+    for name in ISAS:
+        module = importlib.import_module(f"minidl._ext.direct_{name}")
+        assert module.VECTOR_WIDTH == widths[name]
+        assert module.isa() == name
+
+
+def test_weight_is_deterministic(direct):
     """Static scheduling: the same thread sums the same chunks every run."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 8, 1, 20, 20)).astype(np.float32)

@@ -15,20 +15,22 @@ Each primitive asks :func:`choose` which algorithm computes it:
 
 - ``gemm``: im2col + BLAS (``gemm.pyx``); serves every geometry and dtype.
 - ``pointwise``: the same GEMM run on x itself (1x1 kernel, stride 1, no padding).
-- ``depthwise``: per-plane direct kernels (``depthwise.pyx``) for one input channel per group.
-- ``direct``: SIMD register-blocked float32 kernels on a padded grid (``direct.pyx``), in builds
-  whose vectors are wide enough for them to win (AVX-512).
+- ``depthwise``: per-plane direct kernels (``_depthwise.pxi``) for one input channel per group.
+- ``direct``: SIMD register-blocked float32 kernels on a padded grid (``_direct.pxi``), for
+  every instruction set; the default where they win (:data:`DIRECT_DEFAULT`).
 - ``winograd``: F(2x2, 3x3) for 2-D 3x3 stride-1 convs (``winograd.pyx``).
 
 The choice is a function of the pass, the geometry, the dtype and the instruction set the
 kernels were built for (:func:`isa`); its thresholds are the named constants below, each with
-the bench case (``python -m minidl.bench``) that set it. To force an algorithm, pass
+the bench case (``python -m minidl.bench``) that set it. The direct and depthwise kernels come
+from the modules compiled for :func:`isa`. To force an algorithm, pass
 ``algorithm=`` to a primitive, or wrap any code in ``with force("gemm"):``; to see the
 choices, ``with record() as log:`` collects ``(pass, algorithm)`` pairs.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +39,11 @@ import numpy as np
 
 from .. import runtime
 from .._geometry import ConvGeometry
-from . import depthwise, direct, gemm, winograd
+from . import gemm, winograd
+
+# the modules compiled for the instruction set minidl.runtime chose
+direct = importlib.import_module(f"minidl._ext.direct_{runtime.isa()}")
+depthwise = importlib.import_module(f"minidl._ext.depthwise_{runtime.isa()}")
 
 PASSES = ("forward", "data", "weight")
 ALGORITHMS = ("gemm", "pointwise", "depthwise", "direct", "winograd")
@@ -57,13 +63,26 @@ WINOGRAD_TILE = 2
 # The direct backward-data computes output channels in blocks: with fewer input channels per
 # group than this the GEMM is as fast (bench case: LeNet conv1's backward).
 DIRECT_DATA_MIN_CHANNELS = 4
+# The passes where the direct kernels are the default, per instruction set: with AVX-512 they
+# beat im2col + BLAS (held to narrower vectors) on every bench case where they apply; the
+# baseline's 4-float vectors never do.
+DIRECT_DEFAULT = {
+    "avx512": ("forward", "data", "weight"),
+    "avx2": (),
+    "baseline": (),
+}
 
 _local = threading.local()  # forced algorithm and record log: per thread, like grad mode
 
 
+def direct_is_default(pass_: str) -> bool:
+    """Whether the direct kernels are the default for this pass (float32) on :func:`isa`."""
+    return pass_ in DIRECT_DEFAULT[runtime.isa()]
+
+
 def isa() -> str:
-    """The vector instruction set the kernels were compiled for ('avx512', 'avx2', 'sse')."""
-    return direct.isa()
+    """The instruction set of the kernels in use ('baseline', 'avx2' or 'avx512')."""
+    return runtime.isa()
 
 
 # ---- what each algorithm can compute -------------------------------------------------------
@@ -81,9 +100,9 @@ def _winograd_fits(geo: ConvGeometry) -> bool:
 
 
 def _direct_fits(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> bool:
-    """float32 in a build with the direct kernels; forward: stride 1 or dilation 1; data:
-    stride 1 with pad_before within the kernel extent; weight: stride 1."""
-    if dtype != np.float32 or not direct.available():
+    """float32; forward: stride 1 or dilation 1; data: stride 1 with pad_before within the
+    kernel extent; weight: stride 1."""
+    if dtype != np.float32:
         return False
     stride_one = geo.stride == (1, 1, 1)
     if pass_ == "forward":
@@ -119,20 +138,22 @@ def choose(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> str:
 
 def _table(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> str:
     small_multiplier = geo.depthwise and geo.out_per_group <= DEPTHWISE_MAX_MULTIPLIER
-    if not geo.pointwise and not small_multiplier and _direct_fits(pass_, geo, dtype):
-        if pass_ != "data" or geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS:
+    direct_default = dtype == np.float32 and direct_is_default(pass_)
+    if direct_default:
+        if not geo.pointwise and not small_multiplier and _direct_fits(pass_, geo, dtype) and (
+            pass_ != "data" or geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS
+        ):
             return "direct"
-    elif _winograd_pays(pass_, geo, dtype):
+    elif _winograd_pays(pass_, geo):
         return "winograd"
     if small_multiplier:
         return "depthwise"
     return "pointwise" if geo.pointwise else "gemm"
 
 
-def _winograd_pays(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> bool:
-    """Not where the direct kernels serve float32 (they are faster: bench ResNet 3x3 cases)."""
-    if dtype == np.float32 and direct.available():
-        return False
+def _winograd_pays(pass_: str, geo: ConvGeometry) -> bool:
+    """Where the direct kernels are not the default (they are faster where they are: bench
+    ResNet 3x3 cases)."""
     channels = min(geo.w_shape[0], geo.w_shape[1])
     return (
         _winograd_fits(geo)
@@ -193,7 +214,7 @@ def _array(name: str, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
-def _pair(geo, first, second):
+def _pair(first, second):
     (n1, a, s1), (n2, b, s2) = first, second
     a, b = _array(n1, a, s1), _array(n2, b, s2)
     if a.dtype != b.dtype:
@@ -231,7 +252,7 @@ _WEIGHT = {"gemm": gemm.backward_weight, "pointwise": gemm.backward_weight,
 def conv_forward(x: np.ndarray, w: np.ndarray, geo: ConvGeometry,
                  algorithm: str | None = None) -> np.ndarray:
     """y (N, O, oD, oH, oW): cross-correlation of x (N, C, D, H, W) with w (O, C/groups, *k)."""
-    x, w = _pair(geo, ("x", x, geo.x_shape), ("w", w, geo.w_shape))
+    x, w = _pair(("x", x, geo.x_shape), ("w", w, geo.w_shape))
     if geo.x_shape[0] == 0:
         return np.empty(geo.y_shape, x.dtype)
     run = _FORWARD[_pick("forward", geo, x.dtype, algorithm)]
@@ -243,7 +264,7 @@ def conv_backward_data(dy: np.ndarray, w: np.ndarray, geo: ConvGeometry,
     """dx (N, C, D, H, W): the gradient of :func:`conv_forward` w.r.t. x (= ConvTranspose
     forward). The input size may exceed the smallest with this output size (ConvTranspose's
     output_padding): the extra positions get contributions only from taps that reach them."""
-    dy, w = _pair(geo, ("dy", dy, geo.y_shape), ("w", w, geo.w_shape))
+    dy, w = _pair(("dy", dy, geo.y_shape), ("w", w, geo.w_shape))
     if geo.x_shape[0] == 0:
         return np.empty(geo.x_shape, dy.dtype)
     run = _DATA[_pick("data", geo, dy.dtype, algorithm)]
@@ -253,7 +274,7 @@ def conv_backward_data(dy: np.ndarray, w: np.ndarray, geo: ConvGeometry,
 def conv_backward_weight(x: np.ndarray, dy: np.ndarray, geo: ConvGeometry,
                          algorithm: str | None = None) -> np.ndarray:
     """dw (O, C/groups, *k): the gradient of :func:`conv_forward` w.r.t. w."""
-    x, dy = _pair(geo, ("x", x, geo.x_shape), ("dy", dy, geo.y_shape))
+    x, dy = _pair(("x", x, geo.x_shape), ("dy", dy, geo.y_shape))
     if geo.x_shape[0] == 0:
         return np.zeros(geo.w_shape, x.dtype)
     run = _WEIGHT[_pick("weight", geo, x.dtype, algorithm)]

@@ -206,7 +206,7 @@ cdef void weight_tile(const Geom* g, const floating* x, const floating* dy, floa
                       floating* col, Py_ssize_t item, Py_ssize_t rows) noexcept nogil:
     """dw_t[group] += (dy[n, group, tile] @ col^T)^T, items numbered as in forward_tile.
 
-    dw_t holds each group's dw transposed, (K, Og): OpenBLAS runs this product ~18% faster
+    dw_t holds each group's dw transposed, (K, Og): OpenBLAS runs this product faster
     with the small Og as the rows of the column-major result; the caller transposes dw back.
     """
     cdef Py_ssize_t n_tiles = (g.R + rows - 1) // rows

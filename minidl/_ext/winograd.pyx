@@ -100,7 +100,7 @@ cdef class _Plan:
         g.T = T
         g.nblk = -(-(N * g.ntiles) // T)
         # C * T is often a multiple of 4 KiB: the a*a rows written per channel would then
-        # all map to the same cache sets (measured 3-8x slower); 16 elements breaks that
+        # all map to the same cache sets (several times slower); 16 elements breaks that
         g.sV, g.sM = C * T + 16, O * T + 16
         bt, at = _BT[m].reshape(-1), _AT[m].reshape(-1)
         for i in range(bt.size):

@@ -90,7 +90,7 @@ def machine_info(threads: int) -> dict[str, object]:
         "blas": blas_libraries(),
         # both frameworks run in this process: glibc keeps freed memory for both (minidl.runtime)
         "minidl_retains_freed_memory": _retaining_freed_memory(),
-        "minidl_direct_kernels": _direct_kernels(),
+        "minidl_isa": _isa(),
     }
 
 
@@ -100,10 +100,10 @@ def _retaining_freed_memory() -> bool:
     return memory.retaining_freed_memory()
 
 
-def _direct_kernels() -> bool:
-    from minidl._ext import direct
+def _isa() -> str:
+    from minidl import runtime
 
-    return direct.available()
+    return runtime.isa()
 
 
 def blas_warning(info: dict[str, object]) -> str | None:

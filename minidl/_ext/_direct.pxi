@@ -1,4 +1,5 @@
-# cython: language_level=3
+# Included by direct_avx512.pyx, direct_avx2.pyx and direct_baseline.pyx: one source, compiled
+# once per instruction set.
 """Direct float32 convolution kernels: SIMD register blocking on a padded grid, no im2col.
 
 With stride 1 the input can be zero-padded once and then every output position reads the
@@ -22,10 +23,11 @@ percent on 56x56 images, up to 2x on 8x8 to 14x14 ones.
   chunk of positions, per thread, summed at the end.
 
 The kernels are C with GCC vector extensions (below) sized to the instruction set the compiler
-targets, so an AVX-512 build uses 16-float vectors.  They skip the unfolding of im2col + BLAS
+targets: 16-float vectors and 32 registers' worth of blocks in the AVX-512 module, 8-float
+vectors and blocks for 16 registers in the AVX2 module, 4-float vectors in the baseline one.  They skip the unfolding of im2col + BLAS
 and, where the BLAS library is held to narrower vectors than the machine has, use the wider
 ones; python -m minidl.bench shows where each algorithm wins.  minidl._ext.dispatch decides
-where they are used (``available()``, the geometry and the pass).
+where they are used (the instruction set, the geometry and the pass).
 """
 
 from functools import lru_cache
@@ -137,17 +139,9 @@ _BLOCK = MINIDL_BLOCK  # output positions per kernel call
 _CB = MINIDL_CB
 
 
-def available() -> bool:
-    """True when this build has AVX-512 vectors: only then do the direct kernels beat
-    im2col + BLAS on the shapes measured."""
-    return MINIDL_VW >= 16
-
-
-# ---- the three primitives (minidl._ext.dispatch checks the arrays first) ------------------
-
 def isa() -> str:
     """The vector instruction set these kernels were compiled for."""
-    return {16: "avx512", 8: "avx2"}.get(MINIDL_VW, "sse")
+    return {16: "avx512", 8: "avx2"}.get(MINIDL_VW, "baseline")
 
 
 def forward(x: np.ndarray, w: np.ndarray, geo, nt: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-# cython: language_level=3
+# Included by depthwise_avx512.pyx, depthwise_avx2.pyx and depthwise_baseline.pyx: one source,
+# compiled once per instruction set (its loops are vectorised by the compiler).
 """Depthwise convolution (one input channel per group, groups == C): direct kernels per plane.
 
 Its GEMMs would be (multiplier x kvol) @ (kvol x P), too thin for BLAS to be worth the
@@ -103,8 +104,7 @@ cdef void depthwise_forward_plane(const Geom* g, const floating* x, const floati
 
 # Stride 1: planes zero-padded into a per-thread buffer, where every tap is one long shifted
 # multiply-add over the whole grid (rows Wp apart) instead of one per output row: the per-row
-# bookkeeping cost more than the arithmetic on 56x56 planes (8x128x56x56, 2 threads: forward
-# 2.7 -> 1.9 ms, backward-weight 3.3 -> 2.0 ms).
+# bookkeeping cost more than the arithmetic on large planes (bench case: depthwise 3x3).
 
 cdef struct Plane:
     Py_ssize_t size[3]      # the unpadded source plane

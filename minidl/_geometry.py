@@ -227,9 +227,12 @@ def conv_padding(op: str, padding: Any, nd: int, kernel, stride, dilation) -> tu
 
 def _key(value: Any) -> Any:
     """A cache key that keeps types apart (True == 1 and hashes alike, but is not an int)."""
-    if isinstance(value, (tuple, list)):
-        return (type(value), tuple(_key(v) for v in value))
-    return (type(value), value)
+    kind = type(value)
+    if kind is int or kind is str:  # the common case, its own key
+        return value
+    if kind is tuple or kind is list:
+        return (kind, tuple(_key(v) for v in value))
+    return (kind, value)
 
 
 _CACHE: dict[Any, Any] = {}

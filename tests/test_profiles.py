@@ -227,8 +227,9 @@ def test_megengine_has_no_conv_transpose1d():
 
 
 # ---- MegEngine ----------------------------------------------------------------------------------
-def test_megengine_conv_transpose2d_output_size_matches_megengines_own_test():
-    """MegEngine's own test: (20, 16, 50, 100) -> (20, 33, 94, 300) (batch 2 here)."""
+def test_megengine_conv_transpose2d_output_size_follows_its_formula():
+    """MegEngine's documented size (in - 1) * s - 2p + d * (k - 1) + output_padding + 1 per
+    dim: (16, 50, 100) -> (33, 94, 300)."""
     m = nn.ConvTranspose2d(
         16, 33, (3, 5), output_padding=(1, 2), stride=(2, 3), padding=(4, 2), profile="megengine"
     )
@@ -372,6 +373,25 @@ def test_mindspore_weight_init_accepts_arrays_numbers_initializers_and_names():
     assert np.abs(he).max() <= math.sqrt(6 / (64 * 9))
     torch_weight = minidl.tensor(np.ones((4, 8, 3, 3), np.float32))
     assert nn.Conv2dTranspose(4, 8, 3, weight_init=torch_weight, profile="mindspore").weight.shape
+
+
+# MindSpore's defaults for its initializer names (mindspore.common.initializer):
+# Uniform(scale=0.07), TruncatedNormal(sigma=0.01) cut at +-2, HeNormal(negative_slope=0,
+# 'fan_in', 'leaky_relu') = N(0, 2 / fan_in), XavierUniform(gain=1) =
+# U(+-sqrt(6 / (fan_in + fan_out))). Conv2d(16, 32, 3): fan_in = 16 * 9, fan_out = 32 * 9.
+INITIALIZER_DISTRIBUTIONS = [
+    ("uniform", "uniform", (-0.07, 0.14)),
+    ("TruncatedNormal", "norm", (0.0, 0.01)),
+    ("he_normal", "norm", (0.0, math.sqrt(2 / (16 * 9)))),
+    ("XavierUniform", "uniform", (-math.sqrt(6 / (48 * 9)), 2 * math.sqrt(6 / (48 * 9)))),
+]
+
+
+@pytest.mark.parametrize("name, dist, args", INITIALIZER_DISTRIBUTIONS)
+def test_mindspore_initializer_names_draw_with_mindspores_default_parameters(name, dist, args):
+    minidl.manual_seed(0)
+    layer = nn.Conv2d(16, 32, 3, weight_init=name, profile="mindspore")
+    assert stats.kstest(layer.weight.numpy().ravel(), dist, args=args).pvalue > 0.01
 
 
 def test_dtype_arguments_and_double_give_float64_parameters():

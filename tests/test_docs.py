@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CONVENTIONS = ROOT / "docs" / "conventions.md"
-DOCUMENTS = [ROOT / "README.md", CONVENTIONS, ROOT / "tests" / "mindspore_ref" / "README.md"]
+CONVENTION_PAGE = ROOT / "docs" / "conventions.md"
+DOCUMENTS = [ROOT / "README.md", CONVENTION_PAGE, ROOT / "tests" / "mindspore_ref" / "README.md"]
 TEST_REFERENCE = re.compile(r"(tests/[\w/]+\.py)::(\w+)")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
@@ -25,7 +25,7 @@ def _anchors(path: Path) -> set[str]:
 
 
 def test_conventions_names_only_tests_that_exist():
-    references = TEST_REFERENCE.findall(CONVENTIONS.read_text())
+    references = TEST_REFERENCE.findall(CONVENTION_PAGE.read_text())
     assert len(references) > 50
     missing = [
         f"{file}::{name}"
@@ -55,7 +55,7 @@ def test_readme_links_the_conventions():
 
 def _outside_paths() -> list[str]:
     """Spellings of paths outside the repository (assembled, so this file does not match)."""
-    return ["../" + "shared", "/" + "work/", "CONVENTIONS" + ".md"]
+    return ["../" + "shared", "/" + "work/", "CONVENTION" + "S.md"]
 
 
 def test_no_document_or_test_points_outside_the_repository():

@@ -78,11 +78,13 @@ def default_collate(samples: list[Any]) -> Any:
     """Stack a list of samples into a batch: arrays, numbers and Tensors become one Tensor
     (a new leading batch dimension), tuples/lists and dicts are collated field by field,
     anything else is returned as a list."""
+    if len(samples) == 0:
+        raise ValueError("default_collate needs at least one sample")
     first = samples[0]
     if isinstance(first, Tensor):
-        return Tensor(np.stack([s.data for s in samples]))
+        return Tensor(_stack([s.data for s in samples]))
     if isinstance(first, (np.ndarray, np.generic, int, float, bool)):
-        return Tensor(np.stack([np.asarray(s) for s in samples]))
+        return Tensor(_stack([np.asarray(s) for s in samples]))
     if isinstance(first, dict):
         return {key: default_collate([s[key] for s in samples]) for key in first}
     if isinstance(first, (tuple, list)):
@@ -90,6 +92,22 @@ def default_collate(samples: list[Any]) -> Any:
             raise ValueError("each sample in a batch must have the same number of fields")
         return tuple(default_collate(list(field)) for field in zip(*samples, strict=True))
     return list(samples)
+
+
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"default_collate: the samples of a batch must have one shape to be stacked, got "
+            f"shapes {sorted(shapes)}"
+        )
+    return np.stack(arrays)
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed must be an int or None, got {seed!r}")
+    return seed
 
 
 # ---- loader ----------------------------------------------------------------------------------
@@ -130,7 +148,7 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.seed = seed
+        self.seed = _check_seed(seed)
         self.collate_fn = collate_fn or default_collate
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self._arrays, self._single = self._fast_arrays(dataset)
@@ -254,6 +272,8 @@ def digits(
         or not (0.0 < test_size < 1.0)
     ):
         raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size!r}")
+    if _check_seed(seed) is None:
+        raise TypeError("seed must be an int, got None")
     images, labels = _load_digits()
     train, test = _stratified_split(labels.tobytes(), float(test_size), int(seed))
     chosen = train if split == "train" else test

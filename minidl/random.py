@@ -8,8 +8,12 @@ from . import _state
 
 
 def manual_seed(seed: int) -> np.random.Generator:
-    """Reseed minidl's generator so initialisation, shuffling and dropout repeat exactly."""
-    _state.rng = np.random.default_rng(seed)
+    """Reseed minidl's generator so initialisation, shuffling and dropout repeat exactly.
+
+    ``seed`` is an int; negative ones are taken modulo 2**64, as PyTorch takes them."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"manual_seed: seed must be an int, got {seed!r}")
+    _state.rng = np.random.default_rng(int(seed) % 2**64)
     return _state.rng
 
 

@@ -44,9 +44,12 @@ def save(obj: Mapping[str, Any], path: PathLike) -> None:
             raise TypeError(
                 f"minidl.save: {key!r} holds a nested mapping; save a flat name -> array dict"
             )
-        array = _to_numpy(value)
+        try:
+            array = _to_numpy(value)
+        except ValueError:  # a ragged nested sequence
+            array = np.empty((), object)
         if array.dtype == object:
-            raise TypeError(f"minidl.save: {key!r} is not an array or a number: {value!r}")
+            raise TypeError(f"minidl.save: {key!r} is not an array or a number: {value!r:.80}")
         arrays[key] = array
     with open(path, "wb") as file:
         np.savez(file, **arrays)
@@ -59,14 +62,22 @@ def load(path: PathLike) -> OrderedDict[str, np.ndarray]:
     if path.endswith(TORCH_SUFFIXES) or _is_torch_zip(path):
         return _load_torch(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return OrderedDict((key, data[key]) for key in data.files)
+        data = np.load(path, allow_pickle=False)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise  # as open() and torch.load report them
     except (ValueError, OSError, zipfile.BadZipFile) as error:
         raise ValueError(
             f"minidl.load: {path!r} is neither an .npz file nor a PyTorch checkpoint ({error}). "
             "MindSpore .ckpt files: load them with mindspore.load_checkpoint and pass "
             "{name: p.asnumpy()}; MegEngine .pkl files: megengine.load, then pass the dict"
         ) from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"minidl.load: {path!r} holds one array (.npy), not a mapping of names to arrays; "
+            "read it with numpy.load"
+        )
+    with data:
+        return OrderedDict((key, data[key]) for key in data.files)
 
 
 def _is_torch_zip(path: str) -> bool:

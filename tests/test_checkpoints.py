@@ -142,7 +142,7 @@ def test_real_torch_pt_file(torch, tmp_path):
     )
 
 
-def test_torch_state_dict_with_0d_tensors(torch):
+def test_torch_state_dict_with_an_extra_0d_tensor_loads_with_strict_false(torch):
     sd = OrderedDict(weight=torch.ones(4, 2, 3), bias=torch.zeros(4), step=torch.tensor(7))
     layer = nn.Conv1d(2, 4, 3)
     with pytest.raises(KeyError, match="unexpected keys \\['step'\\]"):
@@ -152,7 +152,7 @@ def test_torch_state_dict_with_0d_tensors(torch):
 
 
 # ---- MegEngine and MindSpore dicts --------------------------------------------------------------
-def test_megengine_state_dict(tmp_path):
+def test_megengine_state_dict_loads_natively_and_into_torch_layers(tmp_path):
     """As MegEngine's state_dict gives it: name -> numpy, bias before weight, 5-D grouped
     weight, (1, out, 1, 1) bias."""
     rng = np.random.default_rng(0)
@@ -186,7 +186,7 @@ def test_megengine_state_dict(tmp_path):
     assert list(minidl.load(tmp_path / "mge.npz")) == list(mge)
 
 
-def test_mindspore_parameter_dict():
+def test_mindspore_parameter_dict_loads_natively_and_into_torch_layers():
     """name -> numpy with the cell path as prefix and a 4-D Conv1d weight."""
     rng = np.random.default_rng(0)
     ms_params = {

@@ -123,7 +123,7 @@ def test_random_configurations_match_torch(torch, transposed):
 
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
-def test_unbatched_and_empty_batch_and_noncontiguous(torch, nd):
+def test_unbatched_empty_batch_and_noncontiguous_inputs_match_torch(torch, nd):
     rng = np.random.default_rng(nd)
     x = rng.standard_normal((3,) + (5,) * nd).astype(np.float32)
     w = rng.standard_normal((4, 3) + (2,) * nd).astype(np.float32)
@@ -142,7 +142,7 @@ def test_unbatched_and_empty_batch_and_noncontiguous(torch, nd):
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-10)
 
 
-def test_nan_propagates():
+def test_nan_in_the_input_propagates_to_every_output_it_touches():
     x = np.ones((1, 1, 5, 5), np.float32)
     x[0, 0, 2, 2] = np.nan
     y = F.conv2d(minidl.tensor(x), minidl.tensor(np.ones((1, 1, 3, 3), np.float32))).numpy()
@@ -206,7 +206,7 @@ def T(*shape, dtype=np.float32):
 
 
 BAD = [
-    # the seed 003 case
+    # a blog note's torch example: 1024 input channels against a weight for 1000
     (lambda: F.conv2d(T(22, 1024, 18, 19), T(22, 1000, 6, 3), padding=(1, 0)), ValueError,
      r"conv2d: input has 1024 channels but weight \(22, 1000, 6, 3\) expects 1000 with groups=1"),
     (lambda: F.conv2d(T(3, 5), T(2, 3, 3, 3)), ValueError, r"got input of shape \(3, 5\)"),

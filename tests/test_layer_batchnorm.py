@@ -154,7 +154,7 @@ def test_batch_norm_gradcheck(training, shape):
     gradcheck(lambda x: F.batch_norm(x, None, None, training=True), x)
 
 
-def test_batchnorm_init(torch):
+def test_batchnorm_init_is_ones_zeros_and_unit_running_stats_like_torch(torch):
     """Deterministic init (weight 1, bias 0, running stats 0/1): equal to torch's, so the
     two-sample KS statistic is 0."""
     ours, theirs = nn.BatchNorm2d(16), torch.nn.BatchNorm2d(16)

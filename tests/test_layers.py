@@ -100,7 +100,7 @@ def _seeded_dropout(x, p):
         ("dropout", lambda x: _seeded_dropout(x, 0.4), (_rand(4, 6),)),
     ],
 )
-def test_gradcheck(name, fn, arrays):
+def test_layer_op_gradients_match_finite_differences(name, fn, arrays):
     gradcheck(fn, *arrays)
 
 

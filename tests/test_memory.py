@@ -55,5 +55,5 @@ def test_environment_opt_out(env, expected):
     assert result.stdout.strip() == str(expected)
 
 
-def test_exported():
+def test_runtime_module_is_exported_as_minidl_runtime():
     assert minidl.runtime is memory

@@ -250,7 +250,7 @@ def test_max_pool_3d_indices_are_flat_over_volume():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_empty_batch(dtype):
+def test_empty_batch_and_zero_channels_give_empty_outputs_and_gradients(dtype):
     x = np.zeros((0, 3, 1, 7, 7), dtype=dtype)
     y, idx = pool.max_pool_forward(x, (1, 2, 2), (1, 2, 2), (0, 0, 0), (1, 1, 1), False)
     assert y.shape == (0, 3, 1, 3, 3) and y.dtype == dtype and idx.shape == y.shape

@@ -252,8 +252,9 @@ def test_initialisation_matches_torch(torch, layer, kwargs):
         assert stats.ks_2samp(mine, theirs).pvalue > 0.01
 
 
-def test_transposed_fan_in_quirk_bound(torch):
-    """CONVENTIONS.md: ConvTranspose2d(10, 20, 3, groups=2) has bound 1/sqrt(90)."""
+def test_conv_transpose_fan_in_is_out_channels_per_group_times_kernel(torch):
+    """ConvTranspose2d(10, 20, 3, groups=2) draws from U(+-1/sqrt(90)): fan_in is
+    weight.shape[1] * prod(k) = out/g * 9 = 90 (docs/conventions.md, Initialisation)."""
     minidl.manual_seed(1)
     weights = np.concatenate(
         [nn.ConvTranspose2d(10, 20, 3, groups=2).weight.numpy().ravel() for _ in range(10)]
@@ -277,7 +278,7 @@ def test_transposed_fan_in_quirk_bound(torch):
         ("ConvTranspose2d", dict(padding_mode="reflect")),
     ],
 )
-def test_errors_like_torch(torch, layer, kwargs):
+def test_constructor_raises_value_error_where_torch_does(torch, layer, kwargs):
     """Where torch raises ValueError at construction, minidl raises it too."""
     args = dict(in_channels=4, out_channels=6, kernel_size=3, **kwargs)
     with pytest.raises(ValueError) as theirs:

@@ -1,5 +1,6 @@
-"""Profiles: switching, signatures and their errors, the seeds' examples, parameter shapes,
-MegEngine's conventions, MindSpore's initializers, repr, diff and float64 gradients."""
+"""Profiles: switching, signatures and their errors, the frameworks' documented examples,
+parameter shapes, MegEngine's conventions, MindSpore's initializers, repr, diff and float64
+gradients."""
 
 import math
 
@@ -21,7 +22,7 @@ def _restore_profile():
 
 
 # ---- switching ----------------------------------------------------------------------------------
-def test_default_set_and_use_profile():
+def test_set_profile_and_use_profile_choose_the_profile_of_new_layers():
     assert minidl.get_profile().name == "torch"
     assert set(profiles.available()) == {"torch", "megengine", "mindspore", "mindspore-2.1"}
     minidl.set_profile("mindspore")
@@ -49,7 +50,7 @@ def test_use_profile_restores_after_an_error_and_works_as_decorator():
     assert build().profile == "megengine" and minidl.get_profile().name == "torch"
 
 
-def test_unknown_profile():
+def test_unknown_profile_raises_value_error_listing_the_available_ones():
     with pytest.raises(ValueError, match="unknown profile 'jax'.*available"):
         minidl.set_profile("jax")
     with pytest.raises(ValueError, match="unknown profile"):
@@ -116,7 +117,7 @@ def test_positional_arguments_follow_each_signature():
         nn.Conv2d(2, 4, profile="mindspore")
 
 
-def test_framework_attributes():
+def test_layers_keep_their_frameworks_argument_names_as_attributes():
     layer = nn.Conv2d(
         4, 8, 3, group=2, has_bias=True, pad_mode="pad", padding=(1, 0, 2, 1), profile="mindspore"
     )
@@ -126,8 +127,9 @@ def test_framework_attributes():
     assert meg.name == "conv1" and meg.conv_mode == "cross_correlation"
 
 
-# ---- the seeds' examples ------------------------------------------------------------------------
-def test_seed_000_megengine_shapes():
+# ---- the frameworks' documented examples -------------------------------------------------------
+def test_megengine_grouped_weight_is_5d_and_bias_is_1_out_1_1():
+    """The example of MegEngine's page on Conv differences from PyTorch."""
     m_conv = nn.Conv2d(10, 20, kernel_size=3, padding=1, groups=2, profile="megengine")
     t_conv = nn.Conv2d(10, 20, kernel_size=3, padding=1, groups=2, profile="torch")
     assert m_conv.weight.shape == (2, 10, 5, 3, 3)
@@ -138,35 +140,37 @@ def test_seed_000_megengine_shapes():
     assert t_conv.bias.shape == (20,)
 
 
-def test_seed_004_megengine_example():
+def test_megengine_conv2d_without_padding_maps_4x4_to_2x2():
+    """The example of MegEngine's Conv2d API page."""
     m = nn.Conv2d(in_channels=3, out_channels=1, kernel_size=3, profile="megengine")
     inp = minidl.tensor(np.arange(0, 96).astype("float32").reshape(2, 3, 4, 4))
     assert m(inp).numpy().shape == (2, 1, 2, 2)
 
 
 @pytest.fixture(scope="module")
-def seed_001_input():
-    """Seed 001's 1024 x 640 input, with 2 channels instead of 120 (same shape arithmetic)."""
+def input_1024x640():
+    """The 1024 x 640 input of the four examples on MindSpore r2.0's page comparing its
+    nn.Conv2d with torch.nn.Conv2d, with 2 channels instead of 120 (same shape arithmetic)."""
     return minidl.tensor(np.ones((1, 2, 1024, 640), np.float32))
 
 
-def test_seed_001_example_1_bias(seed_001_input):
-    x = seed_001_input
+def test_mindspore_has_no_bias_unless_has_bias_is_true(input_1024x640):
+    x = input_1024x640
     assert nn.Conv2d(2, 1, 4)(x).shape == (1, 1, 1021, 637)
     net = nn.Conv2d(2, 1, 4, has_bias=True, pad_mode="valid", profile="mindspore")
     assert net(x).shape == (1, 1, 1021, 637) and net.bias is not None
     assert nn.Conv2d(2, 1, 4, profile="mindspore").bias is None  # has_bias=False by default
 
 
-def test_seed_001_example_2_zero_padding(seed_001_input):
-    x = seed_001_input
+def test_mindspore_pad_mode_pad_gives_torchs_zero_padding_shape(input_1024x640):
+    x = input_1024x640
     assert nn.Conv2d(2, 1, 4, padding=1, padding_mode="zeros")(x).shape == (1, 1, 1023, 639)
     net = nn.Conv2d(2, 1, 4, padding=1, pad_mode="pad", profile="mindspore")
     assert net(x).shape == (1, 1, 1023, 639)
 
 
-def test_seed_001_example_3_reflect_padding(seed_001_input):
-    x = seed_001_input
+def test_mindspore_reflect_padding_is_f_pad_before_a_valid_conv(input_1024x640):
+    x = input_1024x640
     assert nn.Conv2d(2, 1, 4, padding=1, padding_mode="reflect")(x).shape == (1, 1, 1023, 639)
     # MindSpore: nn.Pad(paddings=((0,0),(1,1),(1,1),(1,1)), mode="REFLECT") pads channels too
     x_pad = F.pad(x, (1, 1, 1, 1, 1, 1), mode="reflect")
@@ -175,8 +179,8 @@ def test_seed_001_example_3_reflect_padding(seed_001_input):
     assert net(x_pad).shape == (1, 1, 1023, 639)
 
 
-def test_seed_001_example_4_default_padding(seed_001_input):
-    x = seed_001_input
+def test_mindspore_default_pad_mode_same_keeps_the_size_torch_shrinks_it(input_1024x640):
+    x = input_1024x640
     assert nn.Conv2d(2, 1, 4)(x).shape == (1, 1, 1021, 637)
     assert nn.Conv2d(2, 1, 4, pad_mode="valid", profile="mindspore")(x).shape == (1, 1, 1021, 637)
     # MindSpore's default pad_mode='same' keeps the size
@@ -211,7 +215,7 @@ def test_parameter_shapes(profile, layer, groups, weight, bias):
     assert [v.shape for v in conv.state_dict().values()] in ([weight, bias], [bias, weight])
 
 
-def test_no_bias():
+def test_bias_false_leaves_no_bias_parameter_and_no_bias_key():
     assert nn.Conv2d(2, 4, 3, bias=False).bias is None
     assert list(nn.Conv2d(2, 4, 3, bias=False, profile="megengine").state_dict()) == ["weight"]
     assert nn.Conv2d(2, 4, 3, profile="mindspore").state_dict().keys() == {"weight"}
@@ -223,8 +227,9 @@ def test_megengine_has_no_conv_transpose1d():
 
 
 # ---- MegEngine ----------------------------------------------------------------------------------
-def test_megengine_repository_conv_transpose2d_shape():
-    """MegEngine's own test: (20, 16, 50, 100) -> (20, 33, 94, 300) (batch 2 here)."""
+def test_megengine_conv_transpose2d_output_size_follows_its_formula():
+    """MegEngine's documented size (in - 1) * s - 2p + d * (k - 1) + output_padding + 1 per
+    dim: (16, 50, 100) -> (33, 94, 300)."""
     m = nn.ConvTranspose2d(
         16, 33, (3, 5), output_padding=(1, 2), stride=(2, 3), padding=(4, 2), profile="megengine"
     )
@@ -241,7 +246,7 @@ def test_megengine_repository_conv_transpose2d_shape():
         ("ConvTranspose3d", (4, 6, 2, 1, 0, 0, 1, 2), 4 * 8),  # in * kd * kh * kw
     ],
 )
-def test_megengine_initialisation(layer, args, fan_in):
+def test_megengine_init_is_normal_with_fan_in_ignoring_groups_and_zero_bias(layer, args, fan_in):
     minidl.manual_seed(0)
     layers = [getattr(nn, layer)(*args, profile="megengine") for _ in range(30)]
     weights = np.concatenate([m.weight.numpy().ravel() for m in layers])
@@ -265,7 +270,7 @@ def test_megengine_initialisation(layer, args, fan_in):
         (dict(padding=-1), ValueError, "padding must be >= 0"),
     ],
 )
-def test_megengine_errors(kwargs, error, words):
+def test_megengine_constructor_rejects_what_megengine_rejects(kwargs, error, words):
     with pytest.raises(error) as raised:
         nn.Conv2d(4, 8, 3, profile="megengine", **kwargs)
     assert words in str(raised.value)
@@ -336,7 +341,7 @@ def test_megengine_accepts_upper_case_modes_and_reflect():
         ),
     ],
 )
-def test_errors(profile, layer, kwargs, error, words):
+def test_torch_and_mindspore_constructor_errors_name_the_rule(profile, layer, kwargs, error, words):
     args = dict(in_channels=4, out_channels=8, kernel_size=3)
     args.update(kwargs)
     with pytest.raises(error) as raised:
@@ -345,7 +350,7 @@ def test_errors(profile, layer, kwargs, error, words):
 
 
 # ---- MindSpore initializers ---------------------------------------------------------------------
-def test_mindspore_weight_init_forms():
+def test_mindspore_weight_init_accepts_arrays_numbers_initializers_and_names():
     w = np.arange(8 * 4 * 3, dtype=np.float32).reshape(8, 4, 3)
     layer = nn.Conv1d(4, 8, 3, weight_init=w, has_bias=True, bias_init="ones", profile="mindspore")
     np.testing.assert_array_equal(layer.weight.numpy(), w[:, :, None, :])  # 3-D -> 4-D
@@ -370,7 +375,26 @@ def test_mindspore_weight_init_forms():
     assert nn.Conv2dTranspose(4, 8, 3, weight_init=torch_weight, profile="mindspore").weight.shape
 
 
-def test_dtype_arguments_and_double():
+# MindSpore's defaults for its initializer names (mindspore.common.initializer):
+# Uniform(scale=0.07), TruncatedNormal(sigma=0.01) cut at +-2, HeNormal(negative_slope=0,
+# 'fan_in', 'leaky_relu') = N(0, 2 / fan_in), XavierUniform(gain=1) =
+# U(+-sqrt(6 / (fan_in + fan_out))). Conv2d(16, 32, 3): fan_in = 16 * 9, fan_out = 32 * 9.
+INITIALIZER_DISTRIBUTIONS = [
+    ("uniform", "uniform", (-0.07, 0.14)),
+    ("TruncatedNormal", "norm", (0.0, 0.01)),
+    ("he_normal", "norm", (0.0, math.sqrt(2 / (16 * 9)))),
+    ("XavierUniform", "uniform", (-math.sqrt(6 / (48 * 9)), 2 * math.sqrt(6 / (48 * 9)))),
+]
+
+
+@pytest.mark.parametrize("name, dist, args", INITIALIZER_DISTRIBUTIONS)
+def test_mindspore_initializer_names_draw_with_mindspores_default_parameters(name, dist, args):
+    minidl.manual_seed(0)
+    layer = nn.Conv2d(16, 32, 3, weight_init=name, profile="mindspore")
+    assert stats.kstest(layer.weight.numpy().ravel(), dist, args=args).pvalue > 0.01
+
+
+def test_dtype_arguments_and_double_give_float64_parameters():
     assert nn.Conv2d(2, 4, 3, dtype=np.float64).weight.dtype == np.float64
     layer = nn.Conv2d(2, 4, 3, dtype="float64", has_bias=True, profile="mindspore-2.1")
     assert layer.weight.dtype == layer.bias.dtype == np.float64
@@ -380,7 +404,7 @@ def test_dtype_arguments_and_double():
 
 
 # ---- repr ---------------------------------------------------------------------------------------
-def test_repr():
+def test_repr_shows_the_profile_and_non_default_arguments():
     assert repr(nn.Conv2d(3, 16, 3, profile="mindspore")) == (
         "Conv2d(3, 16, kernel_size=(3, 3), stride=(1, 1), profile='mindspore', pad_mode='same')"
     )
@@ -399,7 +423,7 @@ def test_repr():
 
 
 # ---- diff ---------------------------------------------------------------------------------------
-def test_diff_torch_mindspore():
+def test_diff_torch_mindspore_names_renamed_and_differing_arguments():
     table = profiles.diff("torch", "mindspore")
     rows = {(r.category, r.item): r for r in table}
     assert rows["argument", "groups"].a == "groups=1" and rows["argument", "groups"].b == "group=1"
@@ -417,7 +441,7 @@ def test_diff_torch_mindspore():
     assert "| argument | groups" in table.to_markdown()
 
 
-def test_diff_shapes_and_layers():
+def test_diff_shows_shapes_fans_key_order_and_missing_layers():
     table = profiles.diff("torch", "megengine", layer=["Conv2d", "ConvTranspose1d"])
     rows = {(r.layer, r.category, r.item): r for r in table}
     assert rows["Conv2d", "shape", "weight, groups > 1"].b == "(g, out/g, in/g, kh, kw)"
@@ -465,7 +489,9 @@ GRAD_CASES = [
 
 
 @pytest.mark.parametrize("profile, layer, args, kwargs, shape", GRAD_CASES)
-def test_float64_gradients(profile, layer, args, kwargs, shape):
+def test_float64_gradients_through_stored_layouts_match_finite_differences(
+    profile, layer, args, kwargs, shape
+):
     conv = getattr(nn, layer)(*args, profile=profile, **kwargs).double()
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape)

@@ -16,12 +16,31 @@ from ..random import generator
 from ..tensor import Tensor, _result
 
 
-def _check_float(op: str, name: str, t: Any) -> np.ndarray:
+def _check_tensor(op: str, name: str, t: Any) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"{op}: {name} must be a minidl Tensor, got {type(t).__name__}")
+    return t
+
+
+def _check_float(op: str, name: str, t: Any) -> np.ndarray:
+    _check_tensor(op, name, t)
     if t.dtype != np.float32 and t.dtype != np.float64:
         raise TypeError(f"{op}: {name} must be float32 or float64, got dtype {t.dtype}")
     return t.data
+
+
+def _check_int(op: str, name: str, value: Any) -> int:
+    """A Python or numpy int (not a bool), as PyTorch's int arguments."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
+    return int(value)
+
+
+def _check_number(op: str, name: str, value: Any) -> float:
+    """A real number (not a bool or a string), as PyTorch's float arguments."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{op}: {name} must be a number, got {value!r}")
+    return float(value)
 
 
 # ---- linear ----------------------------------------------------------------------------------
@@ -64,14 +83,14 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 # ---- activations -----------------------------------------------------------------------------
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0); the gradient at 0 is 0, as in PyTorch. ``inplace`` is accepted and ignored."""
-    return input.relu()
+    return _check_tensor("relu", "input", input).relu()
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x for x > 0 else ``negative_slope * x`` (the gradient at 0 is ``negative_slope``)."""
     x = _check_float("leaky_relu", "input", input)
     positive = x > 0
-    slope = x.dtype.type(negative_slope)
+    slope = x.dtype.type(_check_number("leaky_relu", "negative_slope", negative_slope))
     return _result(
         np.where(positive, x, x * slope),
         (input,),
@@ -109,11 +128,11 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 
 def sigmoid(input: Tensor) -> Tensor:
-    return input.sigmoid()
+    return _check_tensor("sigmoid", "input", input).sigmoid()
 
 
 def tanh(input: Tensor) -> Tensor:
-    return input.tanh()
+    return _check_tensor("tanh", "input", input).tanh()
 
 
 def _softmax_dim(op: str, ndim: int, dim: int | None) -> int:
@@ -124,6 +143,7 @@ def _softmax_dim(op: str, ndim: int, dim: int | None) -> int:
             stacklevel=3,
         )
         return 0 if ndim in (0, 1, 3) else 1
+    dim = _check_int(op, "dim", dim)
     if not -max(ndim, 1) <= dim < max(ndim, 1):
         raise IndexError(f"{op}: dim {dim} out of range for a tensor of {ndim} dims")
     return dim
@@ -152,14 +172,21 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
 
 
 # ---- dropout and flatten ---------------------------------------------------------------------
+def check_dropout_probability(p: Any) -> float:
+    """``p`` as a float in [0, 1] (the rule of F.dropout and nn.Dropout)."""
+    value = _check_number("dropout", "p", p)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    return value
+
+
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Inverted dropout: zero each element with probability ``p``, scale the rest by 1/(1-p).
 
     The mask comes from minidl's generator (``minidl.manual_seed`` repeats it). Identity when
     ``training`` is false. ``inplace`` is accepted and ignored (the result is a new tensor).
     """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    check_dropout_probability(p)
     x = _check_float("dropout", "input", input)
     if not training or p == 0.0:
         return input
@@ -178,7 +205,7 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         raise TypeError(f"flatten: input must be a minidl Tensor, got {type(input).__name__}")
     ndim = max(input.ndim, 1)
     for name, d in (("start_dim", start_dim), ("end_dim", end_dim)):
-        if not -ndim <= d < ndim:
+        if not -ndim <= _check_int("flatten", name, d) < ndim:
             raise IndexError(
                 f"flatten: {name}={d} is out of range for a tensor of shape {input.shape} "
                 f"(expected to be in range [{-ndim}, {ndim - 1}])"

@@ -62,12 +62,20 @@ def _class_weight(op: str, weight: Any, channels: int, x: np.ndarray) -> np.ndar
     if weight is None:
         return None
     w = _array(weight)
+    if w.dtype.kind not in "fiu":
+        raise TypeError(f"{op}: weight must be a float tensor of class weights, got {weight!r}")
     if w.shape != (channels,):
         raise ValueError(
             f"{op}: weight has shape {w.shape}, expected ({channels},): one weight per class "
             f"for input of shape {x.shape}"
         )
     return w.astype(x.dtype, copy=False)
+
+
+def _check_ignore_index(op: str, ignore_index: Any) -> int:
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"{op}: ignore_index must be an int, got {ignore_index!r}")
+    return int(ignore_index)
 
 
 def _class_targets(op: str, target: np.ndarray, x: np.ndarray, ignore_index: int):
@@ -150,6 +158,11 @@ def cross_entropy(
     x = _input(op, input)
     if x.ndim == 0:
         raise ValueError(f"{op}: input must have at least 1 dim (C,) or (N, C, ...), got ()")
+    ignore_index = _check_ignore_index(op, ignore_index)
+    if isinstance(label_smoothing, bool) or not isinstance(
+        label_smoothing, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"{op}: label_smoothing must be a float, got {label_smoothing!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
     t = _array(target)
@@ -260,6 +273,7 @@ def nll_loss(
     x = _input(op, input)
     if x.ndim == 0:
         raise ValueError(f"{op}: input must have at least 1 dim (C,) or (N, C, ...), got ()")
+    ignore_index = _check_ignore_index(op, ignore_index)
     t = _array(target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{op}: target must hold class indices (integer dtype), got {t.dtype}")

@@ -14,6 +14,7 @@ import numpy as np
 from ..tensor import Tensor
 from . import functional as F
 from . import init
+from ._basic_functional import check_dropout_probability
 from .module import Module, Parameter
 
 
@@ -24,6 +25,15 @@ def _dtype(dtype: Any) -> np.dtype:
     return dtype
 
 
+def _size(layer: str, name: str, value: Any) -> int:
+    """A count of features or channels: an int >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{layer}: {name} must be an int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{layer}: {name} must be >= 0, got {value}")
+    return int(value)
+
+
 # ---- linear ----------------------------------------------------------------------------------
 class Linear(Module):
     """``y = x @ weight.T + bias`` with weight (out_features, in_features)."""
@@ -31,11 +41,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  device: Any = None, dtype: Any = None) -> None:
         super().__init__()
-        if in_features < 0 or out_features < 0:
-            raise ValueError(
-                f"Linear: in_features and out_features must be >= 0, got {in_features}, "
-                f"{out_features}"
-            )
+        in_features = _size("Linear", "in_features", in_features)
+        out_features = _size("Linear", "out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
         dtype = _dtype(dtype)
         self.weight = Parameter(np.empty((out_features, in_features), dtype))
@@ -257,6 +264,7 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True, device: Any = None,
                  dtype: Any = None, *, bias: bool = True) -> None:
         super().__init__()
+        num_features = _size(type(self).__name__, "num_features", num_features)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         dtype = _dtype(dtype)
@@ -344,8 +352,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        check_dropout_probability(p)
         self.p, self.inplace = p, inplace
 
     def forward(self, input: Tensor) -> Tensor:

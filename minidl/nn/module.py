@@ -9,7 +9,7 @@ below are the identity, and conv layers override them.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,20 @@ def _to_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach") and hasattr(value, "numpy"):
         return value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+def _checkpoint_array(key: str, value: Any) -> np.ndarray:
+    """A checkpoint entry as a numeric array; TypeError naming the key when it is not one."""
+    try:
+        array = _to_numpy(value)
+    except ValueError:  # a ragged nested sequence
+        array = None
+    if array is None or array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"load_state_dict: {key!r} must be an array or tensor of numbers, got "
+            f"{type(value).__name__} {value!r:.60}"
+        )
+    return array
 
 
 class Module:
@@ -84,6 +98,12 @@ class Module:
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param``; ``None`` records an absent parameter (``bias=False``)."""
+        _check_name("parameter", name)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(
+                f"cannot assign {type(param).__name__!r} object to parameter {name!r} "
+                "(minidl.nn.Parameter or None required)"
+            )
         if param is None:
             self._parameters.pop(name, None)
             object.__setattr__(self, name, None)
@@ -96,6 +116,10 @@ class Module:
         self._buffers[name] = None if value is None else Tensor(value)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` as the child ``name`` (``None`` keeps the name, empty)."""
+        _check_name("module", name)
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
         self._modules[name] = module
 
     # ---- traversal ------------------------------------------------------------------------
@@ -160,7 +184,7 @@ class Module:
 
     def to(self, dtype: Any) -> Module:
         """Cast every parameter and floating buffer to ``dtype`` (float64 for gradient checks)."""
-        dtype = np.dtype(dtype)
+        dtype = _float_dtype(dtype)
         for p in self.parameters():
             p.data = p.data.astype(dtype)
         for module in self.modules():
@@ -207,17 +231,19 @@ class Module:
     ) -> tuple[list[str], list[str]]:
         """Load numpy arrays, minidl Tensors or torch tensors, given in the layout of
         ``profile`` (default: this model's own). Returns ``(missing, unexpected)`` keys."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         exported = self._exported(profile)
         expected = {
             _key(prefix, name): value for prefix, _, own in exported for name, value in own.items()
         }
-        given = {key: _to_numpy(value) for key, value in state_dict.items()}
-        missing = [k for k in expected if k not in given]
-        unexpected = [k for k in given if k not in expected]
+        missing = [k for k in expected if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in expected]
         if strict and (missing or unexpected):
             raise KeyError(
                 f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
             )
+        given = {k: _checkpoint_array(k, state_dict[k]) for k in expected if k in state_dict}
         for key in expected:
             if key in given and given[key].shape != expected[key].shape:
                 raise ValueError(
@@ -250,6 +276,29 @@ def _key(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
+def _check_name(kind: str, name: Any) -> None:
+    """PyTorch's rule for the name of a child module or parameter."""
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
+    if name == "" or "." in name:  # "a.b" would clash with the key of a nested entry
+        raise KeyError(f"{kind} name can't be empty or contain '.', got {name!r}")
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` for :meth:`Module.to`: float32 or float64, what minidl computes in."""
+    try:
+        value = None if dtype is None else np.dtype(dtype)  # np.dtype(None) is float64
+    except (TypeError, ValueError):
+        value = None
+    if value not in (np.float32, np.float64):
+        shown = dtype if value is None else value.name
+        raise TypeError(
+            f"Module.to only accepts the floating point dtypes float32 and float64, got "
+            f"dtype={shown!r}"
+        )
+    return value
+
+
 class Sequential(Module):
     """Chain modules: ``Sequential(a, b, c)(x) == c(b(a(x)))``; also from an OrderedDict."""
 
@@ -268,7 +317,14 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
+        modules = list(self._modules.values())
+        if isinstance(index, slice):
+            return modules[index]
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Sequential indices must be integers, got {type(index).__name__}")
+        if not -len(modules) <= index < len(modules):
+            raise IndexError(f"index {index} is out of range for a Sequential of {len(modules)}")
+        return modules[index]
 
     def __len__(self) -> int:
         return len(self._modules)

@@ -11,7 +11,21 @@ from ..tensor import Tensor, cat
 
 
 def _as_list(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:
-    return [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    """One tensor or an iterable of tensors -> a list; TypeError for anything else."""
+    if isinstance(parameters, Tensor):
+        return [parameters]
+    if not isinstance(parameters, Iterable):
+        raise TypeError(
+            f"expected a minidl Tensor or an iterable of them, got {type(parameters).__name__}"
+        )
+    params = list(parameters)
+    for p in params:
+        if not isinstance(p, Tensor):
+            raise TypeError(
+                f"parameters must be minidl Tensors (model.parameters()), got a "
+                f"{type(p).__name__}"
+            )
+    return params
 
 
 def _vector_norm(x: np.ndarray, p: float) -> np.float64:

@@ -7,7 +7,20 @@ from typing import Any
 
 import numpy as np
 
-from .optimizer import Optimizer, _check_nonnegative, _fma, _param_arrays
+from .optimizer import Optimizer, _check_nonnegative, _fma, _is_number, _param_arrays
+
+
+def _check_betas(betas: Any) -> None:
+    """A pair of numbers in [0, 1)."""
+    if not isinstance(betas, (tuple, list)):
+        raise TypeError(f"Invalid betas: {betas!r} (expected a pair of floats)")
+    if len(betas) != 2:
+        raise ValueError(f"Invalid betas: {betas!r} (expected a pair of floats)")
+    for i, beta in enumerate(betas):
+        if not _is_number(beta):
+            raise TypeError(f"Invalid beta parameter at index {i}: {beta!r} (expected a number)")
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta} (needs [0, 1))")
 
 
 class Adam(Optimizer):
@@ -38,7 +51,7 @@ class Adam(Optimizer):
     ) -> None:
         defaults = {
             "lr": lr,
-            "betas": tuple(betas),
+            "betas": tuple(betas) if isinstance(betas, (tuple, list)) else betas,
             "eps": eps,
             "weight_decay": weight_decay,
             "amsgrad": amsgrad,
@@ -51,15 +64,8 @@ class Adam(Optimizer):
         _check_nonnegative(group, "lr", "learning rate")
         _check_nonnegative(group, "eps", "epsilon value")
         _check_nonnegative(group, "weight_decay", "weight_decay value")
-        betas = group.get("betas")
-        if betas is not None:
-            if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-                raise ValueError(f"Invalid betas: {betas!r} (expected a pair of floats)")
-            for i, beta in enumerate(betas):
-                if not isinstance(beta, (int, float, np.integer, np.floating)) or not (
-                    0.0 <= beta < 1.0
-                ):
-                    raise ValueError(f"Invalid beta parameter at index {i}: {beta} (needs [0, 1))")
+        if "betas" in group:
+            _check_betas(group["betas"])
 
     def _update_group(self, group: dict[str, Any]) -> None:
         lr, eps = float(group["lr"]), float(group["eps"])

@@ -10,6 +10,7 @@ closed form, as torch does.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from .optimizer import Optimizer
@@ -73,6 +74,12 @@ class LRScheduler:
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (any mapping of attribute names)."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(
+                f"{type(self).__name__}.load_state_dict expects the dict that state_dict() "
+                f"returned, got {type(state_dict).__name__}"
+            )
         self.__dict__.update(
             {k: (list(v) if isinstance(v, list) else v) for k, v in state_dict.items()}
         )

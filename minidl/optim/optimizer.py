@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -42,8 +42,10 @@ class Optimizer:
     group's hyper-parameters, raising ``ValueError``) and :meth:`_update_group`."""
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
-        if isinstance(params, (Tensor, np.ndarray)) or (
-            hasattr(params, "detach") and hasattr(params, "numpy")
+        if (
+            isinstance(params, (Tensor, np.ndarray))
+            or (hasattr(params, "detach") and hasattr(params, "numpy"))
+            or not isinstance(params, Iterable)
         ):
             raise TypeError(
                 "params argument given to the optimizer should be an iterable of Tensors or "
@@ -94,6 +96,12 @@ class Optimizer:
             )
         else:
             params = list(params)
+        for p in params:
+            if isinstance(p, tuple) and (len(p) != 2 or not isinstance(p[0], str)):
+                raise TypeError(
+                    f"named optimizer params must be (name, tensor) pairs, got a tuple of "
+                    f"{len(p)}: {p!r}"
+                )
         names = [p[0] for p in params if isinstance(p, tuple)]
         params = [p[1] if isinstance(p, tuple) else p for p in params]
         if names:
@@ -179,8 +187,7 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a :meth:`state_dict` (numpy arrays, minidl or torch tensors); groups keep this
         optimizer's parameters and take the saved hyper-parameters."""
-        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
-            raise ValueError("an optimizer state dict has the keys 'state' and 'param_groups'")
+        _check_optimizer_state(state_dict)
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
@@ -245,6 +252,34 @@ class Optimizer:
         return "\n".join(lines)
 
 
+def _check_optimizer_state(state_dict: Any) -> None:
+    """The structure of :meth:`Optimizer.state_dict`: TypeError for a wrong container type,
+    ValueError for a missing entry."""
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            f"optimizer load_state_dict expects a dict with the keys 'state' and "
+            f"'param_groups', got {type(state_dict).__name__}"
+        )
+    if not {"state", "param_groups"} <= state_dict.keys():
+        raise ValueError(
+            f"an optimizer state dict has the keys 'state' and 'param_groups', got "
+            f"{sorted(map(str, state_dict))}"
+        )
+    if not isinstance(state_dict["state"], Mapping):
+        raise TypeError(
+            "an optimizer state dict's 'state' maps parameter indices to dicts, got "
+            f"{type(state_dict['state']).__name__}"
+        )
+    groups = state_dict["param_groups"]
+    if not isinstance(groups, (list, tuple)) or not all(isinstance(g, Mapping) for g in groups):
+        raise TypeError(
+            f"an optimizer state dict's 'param_groups' is a list of dicts, got {groups!r}"
+        )
+    for i, group in enumerate(groups):
+        if "params" not in group:
+            raise ValueError(f"the saved parameter group {i} has no 'params' entry")
+
+
 def _param_arrays(p: Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(parameter data, writable, in place; gradient as an array of the same dtype/shape)."""
     data = p.data
@@ -278,12 +313,18 @@ def _fma(a: Any, b: Any, c: np.ndarray, out: np.ndarray | None = None) -> np.nda
     return out
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def _check_nonnegative(group: dict[str, Any], key: str, label: str) -> None:
-    value = group.get(key)
-    if value is None:
+    """``group[key]`` (when present) is a number >= 0: TypeError for another type, as
+    torch.optim raises, ValueError for a negative value or NaN."""
+    if key not in group:
         return
-    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
-        raise ValueError(f"Invalid {label}: {value!r} (expected a number)")
+    value = group[key]
+    if not _is_number(value):
+        raise TypeError(f"Invalid {label}: {value!r} (expected a number)")
     if not value >= 0.0:  # also rejects NaN
         raise ValueError(f"Invalid {label}: {value}")
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
-from .optimizer import Optimizer, _check_nonnegative, _fma, _param_arrays
+from .optimizer import Optimizer, _check_nonnegative, _fma, _is_number, _param_arrays
 
 
 class SGD(Optimizer):
@@ -46,11 +44,8 @@ class SGD(Optimizer):
         _check_nonnegative(group, "lr", "learning rate")
         _check_nonnegative(group, "momentum", "momentum value")
         _check_nonnegative(group, "weight_decay", "weight_decay value")
-        dampening = group.get("dampening")
-        if dampening is not None and (
-            isinstance(dampening, bool) or not isinstance(dampening, (int, float, np.number))
-        ):
-            raise ValueError(f"Invalid dampening value: {dampening!r}")
+        if "dampening" in group and not _is_number(group["dampening"]):
+            raise TypeError(f"Invalid dampening value: {group['dampening']!r} (expected a number)")
         if group.get("nesterov") and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 "Nesterov momentum requires a momentum and zero dampening, got "

@@ -1,11 +1,11 @@
 """Generate MindSpore reference data for minidl's ``mindspore`` conv profile.
 
-How to run (from the repo root, with the MindSpore virtual environment; it lives
-OUTSIDE the repo because MindSpore is ~800 MB and needs ``numpy<2``)::
+How to run (from the repo root, in a virtual environment of its own, because MindSpore is
+large and needs ``numpy<2``; ``.msenv/`` is git-ignored)::
 
-    python3 -m venv /work/msenv
-    /work/msenv/bin/pip install "numpy<2" mindspore==2.10.0
-    /work/msenv/bin/python tests/mindspore_ref/generate.py
+    python3 -m venv .msenv
+    .msenv/bin/pip install "numpy<2" mindspore==2.10.0
+    .msenv/bin/python tests/mindspore_ref/generate.py
 
 Data in ``mindspore_ref.npz`` was produced by MindSpore 2.10.0 (PYNATIVE mode, CPU,
 Python 3.11, numpy 1.26); the exact version is also stored in the npz under
@@ -17,7 +17,8 @@ It records, for nn.Conv1d/2d/3d and nn.Conv1d/2d/3dTranspose:
     sum(y * r) w.r.t. x, weight and bias;
   * default-initialisation samples (for KS tests);
   * error cases (kwargs, exception type name, message).
-It also checks every case against the rules of /work/shared/CONVENTIONS.md section 4
+It also checks every case against MindSpore's padding rules as predicted before the run
+(from its documentation; docs/conventions.md, "MindSpore padding", has the rules as observed)
 with an independent numpy implementation and prints / stores the result
 (``case{i}/check``).  The key layout is described in README.md next to this file.
 """
@@ -177,7 +178,7 @@ ERROR_CASES = [
 
 
 # --------------------------------------------------------------------------------------
-# independent numpy implementation of CONVENTIONS.md section 4
+# independent numpy implementation of the predicted padding rules
 # --------------------------------------------------------------------------------------
 def tup(v, n):
     if isinstance(v, (list, tuple)):
@@ -200,7 +201,7 @@ def pads_of(kw, nd):
 
 
 def rule_shape(layer, kw, xshape):
-    """Output shape predicted by CONVENTIONS.md section 4."""
+    """Output shape predicted by the padding rules."""
     _, nd, transposed = LAYERS[layer]
     k, s, d = tup(kw["kernel_size"], nd), tup(kw.get("stride", 1), nd), tup(kw.get("dilation", 1), nd)
     mode = kw.get("pad_mode", "same")
@@ -336,10 +337,10 @@ def np_conv_transpose(x, w, b, k, s, d, g, starts, sizes, op):
     return y, backward
 
 
-def np_reference(layer, kw, x, w, b, variant="conventions"):
-    """Apply the CONVENTIONS.md section 4 rule. Returns (y, backward).
+def np_reference(layer, kw, x, w, b, variant="predicted"):
+    """Apply the padding rule. Returns (y, backward).
 
-    variant="conventions": the rule exactly as written there (transposed 'same'/'valid':
+    variant="predicted": the rule as predicted before the run (transposed 'same'/'valid':
     crop floor(excess/2) from the start, python floor, so a negative excess would put
     zeros at the start; output_padding zeros appended after the bias, for every
     transposed layer).
@@ -430,7 +431,7 @@ def check_case(layer, kw, rec):
     out["rule_shape"] = list(exp_shape)
     out["ms_shape"] = list(rec["y"].shape)
     out["shape_ok"] = tuple(exp_shape) == tuple(rec["y"].shape)
-    out.update(compare_values(layer, kw, rec, "conventions"))
+    out.update(compare_values(layer, kw, rec, "predicted"))
     out["ok"] = bool(out["shape_ok"] and out["values_ok"])
     if LAYERS[layer][2]:
         obs = compare_values(layer, kw, rec, "observed")
@@ -510,7 +511,7 @@ def main():
             i, layer, flag, tuple(rec["y"].shape), tuple(chk["rule_shape"]),
             max([v for k_, v in chk.items() if k_.endswith("maxdiff") and v is not None] or [np.nan])))
         if not chk["ok"]:
-            problems.append("case%d %s %s disagrees with CONVENTIONS.md 4 (observed rule %s): %s" % (
+            problems.append("case%d %s %s disagrees with the predicted rule (observed rule %s): %s" % (
                 i, layer, json.dumps(kw), "matches" if chk["observed_ok"] else "ALSO FAILS",
                 json.dumps({k_: v for k_, v in chk.items() if k_ != "observed_rule"})))
         if rec["grad_status"] != "ok":
@@ -543,7 +544,7 @@ def main():
         data[p + "fan_in"] = np.array(fan_in)
         print("init%d %-34s shape %s fan_in %d  n=%d mean %.4f std %.4f min %.4f max %.4f 1/sqrt(fan_in) %.4f" % (
             j, name, shape, fan_in, allv.size, allv.mean(), allv.std(), allv.min(), allv.max(), 1 / np.sqrt(fan_in)))
-        # expected distribution per CONVENTIONS.md section 3 (2.10: HeUniform(sqrt(5)) =
+        # expected distribution (docs/conventions.md, Initialisation; 2.10: HeUniform(sqrt(5)) =
         # U(+-1/sqrt(fan_in)) for the weight, U(+-1/sqrt(fan_in)) for the bias, 'normal' =
         # N(0, 0.01)); a KS p-value is stored when scipy is available (it is a MindSpore dep)
         if kw.get("weight_init") == "normal" and which == "weight":

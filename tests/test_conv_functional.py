@@ -261,6 +261,8 @@ BAD = [
     (lambda: F.pad(T(1, 2, 3), (3, 0), mode="reflect"), ValueError,
      r"reflect padding \(3, 0\) of dim 2 with size 3 is not possible"),
     (lambda: F.pad(T(1, 2, 3), (1, 1, 1)), ValueError, "even-length"),
+    (lambda: F.pad(T(1, 2, 3), 1), TypeError, "pad must be a tuple of ints, got int 1"),
+    (lambda: F.pad(T(1, 2, 3), (1, 1), value="a"), TypeError, "value must be a number"),
 ]
 
 

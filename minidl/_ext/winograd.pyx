@@ -39,6 +39,7 @@ from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from minidl._ext.gemm import _single_threaded_blas
+from minidl._geometry import int_tuple
 from minidl.runtime import get_num_threads
 
 _INT_MAX = 2**31 - 1
@@ -332,11 +333,9 @@ def _run(_Plan plan, const floating[::1] x, const floating[::1] u, floating[::1]
 # ---- Python level: validation and the two entry points ----------------------------------------
 
 def _pairs(value, name):
-    try:
-        result = tuple(operator.index(v) for v in value)
-    except TypeError:
-        raise TypeError(f"{name} must be a tuple of 2 ints (H, W), got {value!r}") from None
-    if len(result) != 2 or min(result) < 0 or max(result) > 2:
+    """(H, W) zero paddings in 0..2."""
+    result = int_tuple(value, 2, name, "winograd", single=False)
+    if min(result) < 0 or max(result) > 2:
         raise ValueError(f"{name} must be 2 ints in 0..2 (H, W), got {value!r}")
     return result
 

@@ -9,7 +9,6 @@ products with PyTorch's window rule ``floor(i*in/out) .. ceil((i+1)*in/out)``.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -17,37 +16,13 @@ from typing import Any
 import numpy as np
 
 from .._ext import pool as _kernels
+from .._geometry import as_int, int_tuple
 from ..tensor import Tensor, _result
 
 IntOrTuple = int | Sequence[int]
 
 
 # ---- argument handling ---------------------------------------------------------------------
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
-
-
-def _pool_tuple(value: Any, nd: int, name: str, op: str) -> tuple[int, ...]:
-    """An int or a tuple of 1 or ``nd`` ints -> a tuple of ``nd`` ints (PyTorch's rule)."""
-    single = _int(value)
-    if single is not None:
-        return (single,) * nd
-    if isinstance(value, (tuple, list)):
-        values = [_int(v) for v in value]
-        if None not in values:
-            if len(values) == 1:
-                return (values[0],) * nd
-            if len(values) == nd:
-                return tuple(values)
-    plural = "a single int, or a tuple of " + ("one int" if nd == 1 else f"{nd} ints")
-    raise TypeError(f"{op}: {name} must be {plural}, got {value!r}")
-
-
 def _check_input(op: str, input: Any, nd: int) -> tuple[np.ndarray, bool]:
     """The input's array and whether it is unbatched; PyTorch's rank and size rules."""
     if not isinstance(input, Tensor):
@@ -79,11 +54,11 @@ def _geometry(
 ) -> tuple[tuple[int, ...], ...]:
     """Validate the pooling arguments; return (kernel, stride, padding, dilation, out size)."""
     nd = len(size)
-    k = _pool_tuple(kernel_size, nd, "kernel_size", op)
+    k = int_tuple(kernel_size, nd, "kernel_size", op)
     no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
-    s = k if no_stride else _pool_tuple(stride, nd, "stride", op)
-    p = _pool_tuple(padding, nd, "padding", op)
-    d = _pool_tuple(dilation, nd, "dilation", op)
+    s = k if no_stride else int_tuple(stride, nd, "stride", op)
+    p = int_tuple(padding, nd, "padding", op)
+    d = int_tuple(dilation, nd, "dilation", op)
     for name, values, low in (("kernel_size", k, 1), ("stride", s, 1), ("dilation", d, 1),
                               ("padding", p, 0)):
         if min(values) < low:
@@ -168,7 +143,7 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
     k, s, p, _, _ = _geometry(op, x.shape[-nd:], kernel_size, stride, padding, 1,
                               bool(ceil_mode))
     if divisor_override is not None:
-        divisor = _int(divisor_override)
+        divisor = as_int(divisor_override)
         if divisor is None:
             raise TypeError(f"{op}: divisor_override must be an int, got {divisor_override!r}")
         if divisor == 0:
@@ -231,12 +206,12 @@ def _adaptive_matrix(size: int, out: int, dtype: str) -> np.ndarray:
 
 def _adaptive_output_size(op: str, output_size: Any, size: tuple[int, ...]) -> tuple[int, ...]:
     nd = len(size)
-    single = _int(output_size)
+    single = as_int(output_size)
     if single is not None:
         values: list = [single] * nd
     elif isinstance(output_size, (tuple, list)) and len(output_size) in (1, nd):
         values = list(output_size) * (nd if len(output_size) == 1 else 1)
-        values = [n if v is None else _int(v) for v, n in zip(values, size, strict=True)]
+        values = [n if v is None else as_int(v) for v, n in zip(values, size, strict=True)]
         if None in values:
             raise TypeError(f"{op}: output_size entries must be ints or None, got {output_size!r}")
     else:

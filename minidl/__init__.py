@@ -1,6 +1,12 @@
 """minidl: a small deep-learning framework whose convolutions run in Cython."""
 
 from . import data, memory, nn, optim, profiles
+from ._grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_inference_mode_enabled,
+    set_grad_enabled,
+)
 from .profiles import *  # noqa: F403  (set_profile, use_profile, ...)
 from .profiles import __all__ as _profiles_all
 from .random import manual_seed
@@ -27,10 +33,13 @@ __all__ = [
     "Tensor",
     "cat",
     "data",
+    "enable_grad",
     "float32",
     "float64",
     "get_num_threads",
+    "inference_mode",
     "int64",
+    "is_inference_mode_enabled",
     "is_grad_enabled",
     "manual_seed",
     "matmul",
@@ -39,6 +48,7 @@ __all__ = [
     "no_grad",
     "optim",
     "profiles",
+    "set_grad_enabled",
     "set_num_threads",
     "stack",
     "tensor",

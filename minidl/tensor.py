@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from . import _state
+from ._grad_mode import (  # noqa: F401  (re-exported)
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from ._state import grad_mode as _thread_mode
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -23,29 +31,6 @@ int64 = np.dtype(np.int64)
 
 Backward = Callable[[np.ndarray], Sequence[np.ndarray | None]]
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
-
-
-class no_grad:
-    """Context manager (and decorator) that records no graph: ops inside need no gradient."""
-
-    def __enter__(self) -> None:
-        self._previous = _state.grad_enabled
-        _state.grad_enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        _state.grad_enabled = self._previous
-
-    def __call__(self, fn: Callable) -> Callable:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with no_grad():
-                return fn(*args, **kwargs)
-
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-        return wrapper
-
-
-def is_grad_enabled() -> bool:
-    return _state.grad_enabled
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -81,7 +66,7 @@ def _result(data: np.ndarray, parents: tuple[Tensor, ...], backward: Backward) -
     out._backward = None
     out._parents = ()
     out.requires_grad = False
-    if _state.grad_enabled:
+    if _thread_mode.enabled:
         for parent in parents:
             if parent.requires_grad:
                 out.requires_grad = True

@@ -1,10 +1,20 @@
 """minidl: a small deep-learning framework whose convolutions run in Cython."""
 
-from . import data, memory, nn, optim, profiles
+from . import accelerator, cuda, data, memory, nn, optim, profiles
+from ._device import device
+from ._dtypes import bool_ as bool
+from ._dtypes import float32, float64, int8, int16, int32, int64, uint8
+from ._dtypes import float32 as float
+from ._dtypes import float64 as double
+from ._dtypes import int16 as short
+from ._dtypes import int32 as int
+from ._dtypes import int64 as long
 from ._grad_mode import (
     enable_grad,
     inference_mode,
+    is_grad_enabled,
     is_inference_mode_enabled,
+    no_grad,
     set_grad_enabled,
 )
 from .profiles import *  # noqa: F403  (set_profile, use_profile, ...)
@@ -12,33 +22,21 @@ from .profiles import __all__ as _profiles_all
 from .random import manual_seed
 from .serialization import *  # noqa: F403  (save, load)
 from .serialization import __all__ as _serialization_all
-from .tensor import (
-    Tensor,
-    cat,
-    float32,
-    float64,
-    int64,
-    is_grad_enabled,
-    matmul,
-    no_grad,
-    stack,
-    tensor,
-    where,
-)
+from .tensor import Tensor, cat, matmul, stack, tensor, where
 from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Tensor",
+    "accelerator",
+    "cuda",
+    "device",
     "cat",
     "data",
     "enable_grad",
-    "float32",
-    "float64",
     "get_num_threads",
     "inference_mode",
-    "int64",
     "is_inference_mode_enabled",
     "is_grad_enabled",
     "manual_seed",
@@ -53,6 +51,20 @@ __all__ = [
     "stack",
     "tensor",
     "where",
+    # dtypes under PyTorch's names
+    "bool",
+    "double",
+    "float",
+    "float32",
+    "float64",
+    "int",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "long",
+    "short",
+    "uint8",
     *_profiles_all,
     *_serialization_all,
 ]

@@ -9,6 +9,28 @@ from ._dtypes import float64 as double
 from ._dtypes import int16 as short
 from ._dtypes import int32 as int
 from ._dtypes import int64 as long
+from ._factories import (
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randint_like,
+    randn,
+    randn_like,
+    zeros,
+    zeros_like,
+)
+from ._functions import FUNCTIONS as _FUNCTIONS
+from ._functions import is_floating_point, is_tensor, max, min, pow
 from ._grad_mode import (
     enable_grad,
     inference_mode,
@@ -24,6 +46,8 @@ from .serialization import *  # noqa: F403  (save, load)
 from .serialization import __all__ as _serialization_all
 from .tensor import Tensor, cat, matmul, stack, tensor, where
 from .threads import get_num_threads, set_num_threads
+
+globals().update(_FUNCTIONS)  # minidl.sum, minidl.flatten, ...: see minidl/_functions.py
 
 __version__ = "0.1.0"
 
@@ -51,6 +75,32 @@ __all__ = [
     "stack",
     "tensor",
     "where",
+    # factories
+    "arange",
+    "as_tensor",
+    "empty",
+    "empty_like",
+    "from_numpy",
+    "full",
+    "full_like",
+    "linspace",
+    "ones",
+    "ones_like",
+    "rand",
+    "rand_like",
+    "randint",
+    "randint_like",
+    "randn",
+    "randn_like",
+    "zeros",
+    "zeros_like",
+    # top-level functions for Tensor methods
+    "is_floating_point",
+    "is_tensor",
+    "max",
+    "min",
+    "pow",
+    *sorted(_FUNCTIONS),
     # dtypes under PyTorch's names
     "bool",
     "double",

@@ -472,7 +472,10 @@ class Tensor(TensorOps, InplaceOps):
         return _result(self.data[index], (self,), backward)
 
     # ---- reductions -------------------------------------------------------------------
-    def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+    def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False, *,
+            dtype: Any = None) -> Tensor:
+        if dtype is not None:
+            return self.to(dtype).sum(dim, keepdim)
         dims = _normalize_dims(dim, self.ndim)
         shape = self.shape
         return _result(
@@ -481,7 +484,10 @@ class Tensor(TensorOps, InplaceOps):
             lambda g: (_expand_reduced(g, dims, keepdim, shape),),
         )
 
-    def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+    def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False, *,
+             dtype: Any = None) -> Tensor:
+        if dtype is not None:
+            return self.to(dtype).mean(dim, keepdim)
         dims = _normalize_dims(dim, self.ndim)
         count = int(np.prod([self.shape[d] for d in dims])) if self.ndim else 1
         shape = self.shape
@@ -582,6 +588,8 @@ class Tensor(TensorOps, InplaceOps):
             return (g * inside,)
 
         return _result(np.clip(a, min, max), (self,), backward)
+
+    clip = clamp
 
     def softmax(self, dim: int) -> Tensor:
         out = _softmax(self.data, dim)

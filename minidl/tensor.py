@@ -246,6 +246,8 @@ class Tensor(TensorOps, InplaceOps):
             seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, self.dtype)
             if seed.shape != self.shape:
                 raise ValueError(f"grad has shape {seed.shape}, the tensor has shape {self.shape}")
+        if _clock:
+            _versions.check_view(self, _clock)
         grads: dict[int, np.ndarray] = {id(self): seed}
         for node in reversed(self._topological_order()):
             grad_out = grads.pop(id(node), None)

@@ -225,14 +225,22 @@ def conv_padding(op: str, padding: Any, nd: int, kernel, stride, dilation) -> tu
     return before, after
 
 
-def _key(value: Any) -> Any:
-    """A cache key that keeps types apart (True == 1 and hashes alike, but is not an int)."""
+def _plain(value: Any) -> bool:
+    """Only ints and strings, possibly in (nested) tuples: its own exact cache key."""
     kind = type(value)
-    if kind is int or kind is str:  # the common case, its own key
+    if kind is int or kind is str:
+        return True
+    return kind is tuple and all(_plain(v) for v in value)
+
+
+def _key(value: Any) -> Any:
+    """A cache key that keeps types apart (True == 1.0 == 1 and all hash alike, but only 1 is
+    an int): the value itself where it is plain, else tagged with its types."""
+    if _plain(value):
         return value
-    if kind is tuple or kind is list:
-        return (kind, tuple(_key(v) for v in value))
-    return (kind, value)
+    if isinstance(value, (tuple, list)):
+        return (type(value), tuple(_key(v) for v in value))
+    return (type(value), value)
 
 
 _CACHE: dict[Any, Any] = {}
@@ -243,7 +251,7 @@ def _cached(build, *args: Any) -> Any:
     """``build(*args)``, remembered per argument values and types (a model calls each conv
     with the same arguments at every step: the checks then cost one dict lookup)."""
     try:
-        key = (build, *(_key(a) for a in args))
+        key = (build, *args) if all(map(_plain, args)) else (build, *map(_key, args))
         found = _CACHE.get(key)
     except TypeError:  # an unhashable argument (a numpy array, say): no caching
         return build(*args)

@@ -3,7 +3,7 @@
 ``Conv2d(10, 20, 3, groups=2)`` is PyTorch's layer under the default 'torch' profile,
 MegEngine's under ``profile='megengine'`` (weight ``(2, 10, 5, 3, 3)``, bias ``(1, 20, 1, 1)``)
 and MindSpore's under ``profile='mindspore'``, where it is spelled ``group=2``. One
-:class:`_ConvNd` asks the profile (``minidl/profiles``) for everything that differs: the
+:class:`_ConvNd` reads the profile (``minidl/profiles``) for everything that differs: the
 signature, the stored parameter shapes, the initialisation and the padding rule. The
 parameters are held in the profile's stored shape (what ``.weight``, ``.bias`` and
 ``state_dict()`` show) and reshaped to PyTorch's canonical shape in ``forward``: a view, so
@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import profiles as _profiles
 from ..tensor import Tensor
+from . import _conv_rules, _init_rules
 from .module import Module, Parameter
 
 __all__ = [
@@ -48,6 +49,7 @@ class _ConvNd(Module):
         owner = _profiles.get_profile(profile)
         spec, bound = owner.configure(self.kind, args, kwargs)
         self._profile, self._spec, self._bound = owner, spec, bound
+        self._run = _conv_rules.runner(spec)  # the functional call, its arguments fixed
         self.profile = owner.name
         self._set_attributes()
         dtype = spec.dtype
@@ -70,7 +72,12 @@ class _ConvNd(Module):
 
     def reset_parameters(self) -> None:
         """Initialise as the profile's framework does (fans, groups quirks and all)."""
-        self._profile.initialize(self.weight, self.bias, self._bound, self._spec)
+        spec, policy = self._spec, self._profile.init
+        weight_init, bias_init = policy.initializers(self._bound, spec)
+        fans = _init_rules.layer_fans(policy, spec, self.weight)
+        _init_rules.fill(weight_init, self.weight, fans)
+        if self.bias is not None:
+            _init_rules.fill(bias_init, self.bias, fans)
 
     # ---- computation ----------------------------------------------------------------------------
     def _canonical(self) -> tuple[Tensor, Tensor | None]:
@@ -85,7 +92,7 @@ class _ConvNd(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         weight, bias = self._canonical()
-        return self._spec.padding.forward(input, weight, bias, self._spec)
+        return self._run(input, weight, bias)
 
     # ---- checkpoints in any profile's layout ----------------------------------------------------
     def _canonical_arrays(self) -> tuple[np.ndarray, np.ndarray | None]:

@@ -10,21 +10,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import (
-    Arg,
-    ConstantInit,
-    ConvPadding,
-    ConvSpec,
-    FanInNormal,
-    InitPolicy,
-    LayerDef,
-    Layout,
-    Profile,
-    TransposeWindow,
-    args,
-    check_choice,
-    ints,
-)
+from . import init
+from .layout import Layout
+from .padding import ConvPadding, TransposeWindow
+from .profile import Profile
+from .signature import Arg, LayerDef, args
+from .spec import ConvSpec, check_choice, ints
 from .torch import encode_symmetric, symmetric_window
 
 PADDING_MODES = ("zeros", "reflect", "replicate")
@@ -77,7 +68,7 @@ FAN_CHANNELS = {
 }
 
 
-def fan_in(spec: ConvSpec, stored: tuple[int, ...]) -> int:
+def fan_in(spec: ConvSpec) -> int:
     return getattr(spec, FAN_CHANNELS[spec.kind]) * math.prod(spec.kernel_size)
 
 
@@ -116,9 +107,9 @@ PROFILE = Profile(
     framework="MegEngine 1.13",
     layers=LAYERS,
     layout=Layout(grouped_weight=True, broadcast_bias=True, bias_first=True),
-    init=InitPolicy(
-        weight=FanInNormal(),
-        bias=ConstantInit(0.0),
+    init=init.InitPolicy(
+        weight=init.fan_in_normal(),
+        bias=init.constant(0.0),
         fan_in=fan_in,
         fan_doc={
             "Conv1d": "in * k (groups ignored)",

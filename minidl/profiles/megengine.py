@@ -45,17 +45,32 @@ TRANSPOSE_ARGS = args(
     ("bias", True),
 )
 
+# megengine.module's attributes: Conv2d/3d and the transposed convs keep kernel_size, stride,
+# padding and dilation as ``_pair``/``_triple`` tuples, Conv1d as given; ConvTranspose2d keeps
+# output_padding as a pair, ConvTranspose3d as given, and the convs have ``output_padding = 0``
+TUPLES = {name: "tuple" for name in ("kernel_size", "stride", "padding", "dilation")}
+NO_OUTPUT_PADDING = {"output_padding": 0}
+
 LAYERS = {
-    "Conv1d": LayerDef("Conv1d", CONV_ARGS, padding_modes=PADDING_MODES),
-    "Conv2d": LayerDef("Conv2d", CONV_ARGS, padding_modes=PADDING_MODES),
-    "Conv3d": LayerDef("Conv3d", COMMON),
+    "Conv1d": LayerDef(
+        "Conv1d", CONV_ARGS, padding_modes=PADDING_MODES, constants=NO_OUTPUT_PADDING
+    ),
+    "Conv2d": LayerDef(
+        "Conv2d",
+        CONV_ARGS,
+        padding_modes=PADDING_MODES,
+        stored=TUPLES,
+        constants=NO_OUTPUT_PADDING,
+    ),
+    "Conv3d": LayerDef("Conv3d", COMMON, stored=TUPLES, constants=NO_OUTPUT_PADDING),
     "ConvTranspose2d": LayerDef(
         "ConvTranspose2d",
         TRANSPOSE_ARGS
         + args(("conv_mode", "cross_correlation"), ("compute_mode", "default"))
         + (NAME,),
+        stored={**TUPLES, "output_padding": "tuple"},
     ),
-    "ConvTranspose3d": LayerDef("ConvTranspose3d", TRANSPOSE_ARGS),
+    "ConvTranspose3d": LayerDef("ConvTranspose3d", TRANSPOSE_ARGS, stored=TUPLES),
 }
 
 # whose channels count in fan_in (never divided by groups); ConvTranspose2d is the odd one

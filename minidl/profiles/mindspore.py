@@ -316,6 +316,14 @@ def encode_padding(spec: ConvSpec, layer: LayerDef) -> dict[str, Any]:
 
 
 # ---- the two profiles ---------------------------------------------------------------------------
+# mindspore.nn's attributes (2.10 source, nn/layer/conv.py): Conv2d/2dTranspose keep kernel_size,
+# stride and dilation as ``twice`` pairs, Conv3d/3dTranspose as triples (and Conv3dTranspose its
+# output_padding); Conv1d/1dTranspose run a 2-D conv and keep ``(1, k)`` and a padding of
+# ``(0, 0, p, p)``; padding (2-D, 3-D) and Conv2dTranspose's output_padding stay as given
+TUPLES = {name: "tuple" for name in ("kernel_size", "stride", "dilation")}
+AS_2D = {"kernel_size": "as_2d", "stride": "as_2d", "dilation": "as_2d", "padding": "as_2d_padding"}
+
+
 def _layers(weight_init: Any, bias_init: Any, tail: tuple) -> dict[str, LayerDef]:
     head = args(
         "in_channels",
@@ -335,12 +343,18 @@ def _layers(weight_init: Any, bias_init: Any, tail: tuple) -> dict[str, LayerDef
     )
     ncdhw = args(("data_format", "NCDHW"))
     return {
-        "Conv1d": LayerDef("Conv1d", conv + tail, int_only=True),
-        "Conv2d": LayerDef("Conv2d", conv + args(("data_format", "NCHW")) + tail),
-        "Conv3d": LayerDef("Conv3d", conv + ncdhw + tail),
-        "ConvTranspose1d": LayerDef("Conv1dTranspose", conv + tail, int_only=True),
-        "ConvTranspose2d": LayerDef("Conv2dTranspose", transposed + tail, output_padding="zeros"),
-        "ConvTranspose3d": LayerDef("Conv3dTranspose", transposed3d + ncdhw + tail),
+        "Conv1d": LayerDef("Conv1d", conv + tail, int_only=True, stored=AS_2D),
+        "Conv2d": LayerDef("Conv2d", conv + args(("data_format", "NCHW")) + tail, stored=TUPLES),
+        "Conv3d": LayerDef("Conv3d", conv + ncdhw + tail, stored=TUPLES),
+        "ConvTranspose1d": LayerDef("Conv1dTranspose", conv + tail, int_only=True, stored=AS_2D),
+        "ConvTranspose2d": LayerDef(
+            "Conv2dTranspose", transposed + tail, output_padding="zeros", stored=TUPLES
+        ),
+        "ConvTranspose3d": LayerDef(
+            "Conv3dTranspose",
+            transposed3d + ncdhw + tail,
+            stored={**TUPLES, "output_padding": "tuple"},
+        ),
     }
 
 

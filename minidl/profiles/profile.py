@@ -2,7 +2,8 @@
 
 A profile says, per layer kind (``Conv1d`` ... ``ConvTranspose3d``):
 
-* the constructor signature (:mod:`~minidl.profiles.signature`);
+* the constructor signature and the attributes it leaves on the layer
+  (:mod:`~minidl.profiles.signature`);
 * how the arguments are checked and resolved into a :class:`~minidl.profiles.spec.ConvSpec`,
   whose padding is one of the rules of :mod:`~minidl.profiles.padding`;
 * how parameters are stored (:mod:`~minidl.profiles.layout`) and initialised
@@ -24,6 +25,11 @@ from .layout import Layout
 from .padding import ConvPadding, SamePadding, TransposeWindow
 from .signature import Bound, LayerDef, bind, foreign_hint, kind_info
 from .spec import ConvSpec, NotExpressible, common_spec
+
+# the canonical attributes every profile's layers have, whatever the framework calls them
+CANONICAL_ATTRIBUTES = (
+    "in_channels", "out_channels", "kernel_size", "stride", "dilation", "groups"
+)
 
 
 def _no_encoding(spec: ConvSpec, layer: LayerDef) -> dict[str, Any]:
@@ -120,6 +126,37 @@ class Profile:
                 value = value[0]
             out[arg.name] = value
         return out
+
+    # ---- attributes -----------------------------------------------------------------------------
+    def attributes(self, bound: Bound, spec: ConvSpec) -> dict[str, tuple[str | None, Any]]:
+        """The attributes a layer built from ``bound`` has: name -> (the meaning of the
+        argument behind it, or None for a constant; its value as the framework keeps it),
+        plus the canonical ones (``groups`` beside MindSpore's ``group``)."""
+        layer = bound.layer
+        out: dict[str, tuple[str | None, Any]] = {
+            arg.name: (arg.key, layer.attribute(arg.name, bound.values[arg.name], spec.nd))
+            for arg in layer.attribute_args()
+        }
+        for name in CANONICAL_ATTRIBUTES:
+            out.setdefault(name, (name, getattr(spec, name)))
+        for name, value in layer.constants.items():
+            out[name] = (None, value)
+        return out
+
+    def foreign_attributes(self, kind: str) -> frozenset[str]:
+        """Argument names other profiles have for ``kind`` that this one does not: setting
+        one on a layer would do nothing, so the layers refuse it (with :meth:`foreign_hint`)."""
+        from . import registered
+
+        own = {a.name for a in self.layer(kind).signature}
+        names = {
+            arg.name
+            for other in registered()
+            if kind in other.layers
+            for arg in other.layers[kind].attribute_args()
+            if not arg.keyword_only
+        }
+        return frozenset(names - own - set(CANONICAL_ATTRIBUTES))
 
     # ---- storage --------------------------------------------------------------------------------
     def weight_shape(self, spec: ConvSpec) -> tuple[int, ...]:

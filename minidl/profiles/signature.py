@@ -1,13 +1,13 @@
 """Constructor signatures as data: the layer kinds, each framework's arguments (:class:`Arg`,
-:class:`LayerDef`), a call bound to them (:class:`Bound`) and the hints for a foreign argument
-name.
+:class:`LayerDef`), a call bound to them (:class:`Bound`), the hints for a foreign argument
+name, and how a framework keeps its arguments as layer attributes (``stored`` forms).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,6 +23,9 @@ LAYER_KINDS = (
     "ConvTranspose3d",
 )
 KERNEL_SYMBOLS = {1: ("k",), 2: ("kh", "kw"), 3: ("kd", "kh", "kw")}
+# arguments no framework keeps as a plain attribute: the bias flag (``bias`` is the parameter),
+# the initialisers and the placement
+NOT_ATTRIBUTES = ("bias", "weight_init", "bias_init", "device", "dtype")
 
 
 def kind_info(kind: str) -> tuple[int, bool]:
@@ -56,16 +59,49 @@ def args(*specs: str | tuple) -> tuple[Arg, ...]:
     return tuple(Arg(s) if isinstance(s, str) else Arg(*s) for s in specs)
 
 
+# ---- attributes: how a framework keeps an argument on the layer ---------------------------------
+def _as_tuple(value: Any, nd: int) -> Any:
+    """PyTorch's ``_ntuple`` (and MegEngine's ``_pair``/``_triple``): an int repeated ``nd``
+    times, a sequence as a tuple, a string (``padding='same'``) as given."""
+    if isinstance(value, str):
+        return value
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * nd
+
+
+def _from_as_2d(value: Any) -> Any:
+    return value[1] if isinstance(value, tuple) and len(value) == 2 and value[0] == 1 else value
+
+
+def _from_as_2d_padding(value: Any) -> Any:
+    pads = isinstance(value, tuple) and len(value) == 4 and value[:2] == (0, 0)
+    return value[2] if pads and value[2] == value[3] else value
+
+
+# form -> (argument -> attribute, attribute -> argument): MindSpore's Conv1d runs a 2-D conv and
+# keeps ``kernel_size=3`` as ``(1, 3)`` and ``padding=1`` as ``(0, 0, 1, 1)``
+STORED_FORMS: dict[str, tuple[Callable[[Any, int], Any], Callable[[Any], Any]]] = {
+    "tuple": (_as_tuple, lambda value: value),
+    "as_2d": (lambda value, nd: (1, value), _from_as_2d),
+    "as_2d_padding": (lambda value, nd: (0, 0, value, value), _from_as_2d_padding),
+}
+
+
 @dataclass(frozen=True)
 class LayerDef:
     """A framework's class for one layer kind: its name and signature, and the quirks that
-    are data rather than code."""
+    are data rather than code.
+
+    ``stored`` says how the framework keeps an argument as an attribute (a form of
+    :data:`STORED_FORMS`; arguments not listed are kept as given); ``constants`` are attributes
+    it sets that no argument changes (PyTorch's ``transposed``)."""
 
     cls_name: str
     signature: tuple[Arg, ...]
     int_only: bool = False  # MindSpore Conv1d/Conv1dTranspose take ints, not tuples
     padding_modes: tuple[str, ...] = ("zeros",)
     output_padding: str = "computed"  # or "zeros": MindSpore Conv2dTranspose appends zeros
+    stored: Mapping[str, str] = field(default_factory=dict)
+    constants: Mapping[str, Any] = field(default_factory=dict)
 
     def arg(self, meaning: str) -> Arg | None:
         return next((a for a in self.signature if a.key == meaning), None)
@@ -85,6 +121,21 @@ class LayerDef:
 
     def describe(self) -> str:
         return f"{self.cls_name}({', '.join(str(a) for a in self.signature)})"
+
+    def attribute_args(self) -> tuple[Arg, ...]:
+        """The arguments the framework keeps as attributes of the same name."""
+        return tuple(a for a in self.signature if a.name not in NOT_ATTRIBUTES)
+
+    def attribute(self, name: str, value: Any, nd: int) -> Any:
+        """Argument ``name``'s value as the framework keeps it on the layer."""
+        form = self.stored.get(name)
+        return value if form is None else STORED_FORMS[form][0](value, nd)
+
+    def argument(self, name: str, value: Any) -> Any:
+        """The inverse of :meth:`attribute`: an attribute value in the stored form -> the
+        argument that gives it (other values unchanged, for the constructor's checks)."""
+        form = self.stored.get(name)
+        return value if form is None else STORED_FORMS[form][1](value)
 
 
 @dataclass

@@ -137,11 +137,27 @@ def encode_padding(spec: ConvSpec, layer: LayerDef) -> dict[str, Any]:
     return encode_symmetric(spec, layer, allow_same=True)
 
 
+# torch.nn's _ConvNd keeps these as n-tuples (``_single``/``_pair``/``_triple``; a padding string
+# as given) and sets ``transposed``, and ``output_padding`` on a conv too
+TUPLES = {name: "tuple" for name in ("kernel_size", "stride", "padding", "dilation")}
+
+
 def _layers() -> dict[str, LayerDef]:
     layers = {}
     for n in (1, 2, 3):
-        layers[f"Conv{n}d"] = LayerDef(f"Conv{n}d", CONV_ARGS, padding_modes=PADDING_MODES)
-        layers[f"ConvTranspose{n}d"] = LayerDef(f"ConvTranspose{n}d", TRANSPOSE_ARGS)
+        layers[f"Conv{n}d"] = LayerDef(
+            f"Conv{n}d",
+            CONV_ARGS,
+            padding_modes=PADDING_MODES,
+            stored=TUPLES,
+            constants={"transposed": False, "output_padding": (0,) * n},
+        )
+        layers[f"ConvTranspose{n}d"] = LayerDef(
+            f"ConvTranspose{n}d",
+            TRANSPOSE_ARGS,
+            stored={**TUPLES, "output_padding": "tuple"},
+            constants={"transposed": True},
+        )
     return layers
 
 

@@ -102,15 +102,15 @@ def test_foreign_argument_names_the_equivalent(profile, layer, kwargs, words):
 
 def test_positional_arguments_follow_each_signature():
     # torch: (in, out, k, stride, padding); mindspore: (in, out, k, stride, pad_mode, padding)
-    assert nn.Conv2d(2, 4, 3, 1, 1).padding == 1
+    assert nn.Conv2d(2, 4, 3, 1, 1).padding == (1, 1)  # kept as a pair, as torch.nn does
     ms_layer = nn.Conv2d(2, 4, 3, 1, "pad", 1, profile="mindspore")
     assert (ms_layer.pad_mode, ms_layer.padding) == ("pad", 1)
     # megengine ConvTranspose2d: (..., padding, output_padding, dilation, groups)
     meg = nn.ConvTranspose2d(4, 4, 3, 2, 1, 1, 1, 2, profile="megengine")
-    assert meg.groups == 2 and meg.output_padding == 1
+    assert meg.groups == 2 and meg.output_padding == (1, 1)  # MegEngine's _pair
     # mindspore Conv3dTranspose: output_padding after group
     ms3 = nn.Conv3dTranspose(2, 4, 3, 2, "pad", 1, 1, 2, 1, profile="mindspore")
-    assert (ms3.group, ms3.output_padding) == (2, 1)
+    assert (ms3.group, ms3.output_padding) == (2, (1, 1, 1))  # MindSpore keeps a triple
     with pytest.raises(TypeError, match="too many positional arguments. Under the torch profile"):
         nn.Conv1d(*range(1, 13))
     with pytest.raises(TypeError, match="missing a required argument: 'kernel_size'"):

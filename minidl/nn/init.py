@@ -1,6 +1,9 @@
 """Initialisers with PyTorch's names and fan rules, drawing from minidl's seeded generator.
 
-Each fills ``tensor.data`` in place (keeping its dtype) and returns the tensor.
+Each fills ``tensor.data`` in place (keeping its dtype) and returns the tensor. The ones that
+depend on fans take them from the tensor's shape, as PyTorch does, unless given explicitly as
+``fans=(fan_in, fan_out)`` (keyword only): a layer whose framework counts fans otherwise
+(MegEngine ignores the groups), or a bias, whose fans are its weight's.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     return _fill(tensor, generator().normal(mean, std, tensor.shape))
 
 
-def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0) -> Tensor:
+def trunc_normal_(
+    tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0
+) -> Tensor:
     """Normal(mean, std) redrawn until inside [a, b]."""
     values = generator().normal(mean, std, tensor.shape)
     outside = (values < a) | (values > b)
@@ -74,29 +79,66 @@ def ones_(tensor: Tensor) -> Tensor:
     return constant_(tensor, 1.0)
 
 
-def _fan(tensor: Tensor, mode: str) -> int:
-    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+Fans = tuple[int, int]
+
+
+def _fans(tensor: Tensor, fans: Fans | None) -> Fans:
+    """``fans`` if given (checked), else the tensor's own."""
+    if fans is None:
+        return calculate_fan_in_and_fan_out(tensor)
+    if len(fans) != 2 or any(not isinstance(f, (int, np.integer)) or f < 0 for f in fans):
+        raise ValueError(f"fans must be (fan_in, fan_out), two ints >= 0, got {fans!r}")
+    return int(fans[0]), int(fans[1])
+
+
+def _fan(tensor: Tensor, mode: str, fans: Fans | None) -> int:
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _fans(tensor, fans)
     return fan_in if mode == "fan_in" else fan_out
 
 
-def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu") -> Tensor:
-    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(tensor, mode))
+def kaiming_uniform_(
+    tensor: Tensor,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    *,
+    fans: Fans | None = None,
+) -> Tensor:
+    """U(-bound, bound), bound = gain(nonlinearity, a) * sqrt(3 / fan), fan by ``mode``."""
+    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(tensor, mode, fans))
     return uniform_(tensor, -bound, bound)
 
 
-def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu") -> Tensor:
-    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
+def kaiming_normal_(
+    tensor: Tensor,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    *,
+    fans: Fans | None = None,
+) -> Tensor:
+    """N(0, std^2), std = gain(nonlinearity, a) / sqrt(fan), fan by ``mode``."""
+    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode, fans))
     return normal_(tensor, 0.0, std)
 
 
-def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
-    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, *, fans: Fans | None = None) -> Tensor:
+    fan_in, fan_out = _fans(tensor, fans)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
-    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, *, fans: Fans | None = None) -> Tensor:
+    fan_in, fan_out = _fans(tensor, fans)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def fan_in_uniform_(tensor: Tensor, *, fans: Fans | None = None) -> Tensor:
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)), zeros when fan_in is 0: the bias rule of PyTorch's
+    Conv and Linear ``reset_parameters`` (and MindSpore >= 2.1's default bias). A bias has no
+    fans of its own: pass its weight's as ``fans``."""
+    fan_in, _ = _fans(tensor, fans)
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return uniform_(tensor, -bound, bound)

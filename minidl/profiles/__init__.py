@@ -7,9 +7,11 @@
 >>> conv.weight.shape
 (2, 10, 5, 3, 3)
 
-A profile is data (``minidl/profiles/<framework>.py``, structure in ``base.py``); the layers
-only ask it. :func:`diff` prints the differences of two profiles as a table and
-:func:`convert` rebuilds a model's conv layers under another profile.
+A profile is data (``minidl/profiles/<framework>.py``; its structure in ``profile.py``,
+``signature.py``, ``spec.py``, ``padding.py``, ``layout.py`` and ``init.py``); the layers
+(``minidl.nn``) read it, and nothing here imports ``minidl.nn``. :func:`diff` prints the
+differences of two profiles as a table and :func:`convert` rebuilds a model's conv layers
+under another profile.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from dataclasses import dataclass
 from . import megengine as _megengine
 from . import mindspore as _mindspore
 from . import torch as _torch
-from .base import LAYER_KINDS, Arg, NotExpressible, Profile, kind_info
+from .profile import Profile
+from .signature import LAYER_KINDS, Arg, kind_info
+from .spec import ConvSpec, NotExpressible
 
 __all__ = ["get_profile", "set_profile", "use_profile"]
 
@@ -271,18 +275,21 @@ def convert(module, profile: str | Profile):
     Raises ``ValueError`` naming the layer when the target's arguments cannot express its
     convolution (e.g. PyTorch's reflect padding under MindSpore, MindSpore's strided 'same'
     or asymmetric padding under PyTorch or MegEngine, or a layer MegEngine lacks)."""
-    from ..nn.conv import _ConvNd
-
     target = get_profile(profile)
-    if isinstance(module, _ConvNd):
+    if _built_from_profile(module):
         return _rebuild(module, target, "")
     new = copy.deepcopy(module)
     for prefix, parent in list(new.named_modules()):
         for name, child in list(parent._modules.items()):
-            if isinstance(child, _ConvNd):
+            if _built_from_profile(child):
                 path = f"{prefix}.{name}" if prefix else name
                 parent._modules[name] = _rebuild(child, target, path)
     return new
+
+
+def _built_from_profile(module) -> bool:
+    """A layer built from a profile carries its spec (``minidl.nn``'s conv layers)."""
+    return isinstance(getattr(module, "_spec", None), ConvSpec)
 
 
 def _rebuild(layer, target: Profile, path: str):

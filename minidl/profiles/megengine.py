@@ -10,21 +10,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import (
-    Arg,
-    ConstantInit,
-    ConvPadding,
-    ConvSpec,
-    FanInNormal,
-    InitPolicy,
-    LayerDef,
-    Layout,
-    Profile,
-    TransposeWindow,
-    args,
-    check_choice,
-    ints,
-)
+from . import init
+from .layout import Layout
+from .padding import ConvPadding, TransposeWindow
+from .profile import Profile
+from .signature import Arg, LayerDef, args
+from .spec import ConvSpec, check_choice, ints
 from .torch import encode_symmetric, symmetric_window
 
 PADDING_MODES = ("zeros", "reflect", "replicate")
@@ -54,17 +45,32 @@ TRANSPOSE_ARGS = args(
     ("bias", True),
 )
 
+# megengine.module's attributes: Conv2d/3d and the transposed convs keep kernel_size, stride,
+# padding and dilation as ``_pair``/``_triple`` tuples, Conv1d as given; ConvTranspose2d keeps
+# output_padding as a pair, ConvTranspose3d as given, and the convs have ``output_padding = 0``
+TUPLES = {name: "tuple" for name in ("kernel_size", "stride", "padding", "dilation")}
+NO_OUTPUT_PADDING = {"output_padding": 0}
+
 LAYERS = {
-    "Conv1d": LayerDef("Conv1d", CONV_ARGS, padding_modes=PADDING_MODES),
-    "Conv2d": LayerDef("Conv2d", CONV_ARGS, padding_modes=PADDING_MODES),
-    "Conv3d": LayerDef("Conv3d", COMMON),
+    "Conv1d": LayerDef(
+        "Conv1d", CONV_ARGS, padding_modes=PADDING_MODES, constants=NO_OUTPUT_PADDING
+    ),
+    "Conv2d": LayerDef(
+        "Conv2d",
+        CONV_ARGS,
+        padding_modes=PADDING_MODES,
+        stored=TUPLES,
+        constants=NO_OUTPUT_PADDING,
+    ),
+    "Conv3d": LayerDef("Conv3d", COMMON, stored=TUPLES, constants=NO_OUTPUT_PADDING),
     "ConvTranspose2d": LayerDef(
         "ConvTranspose2d",
         TRANSPOSE_ARGS
         + args(("conv_mode", "cross_correlation"), ("compute_mode", "default"))
         + (NAME,),
+        stored={**TUPLES, "output_padding": "tuple"},
     ),
-    "ConvTranspose3d": LayerDef("ConvTranspose3d", TRANSPOSE_ARGS),
+    "ConvTranspose3d": LayerDef("ConvTranspose3d", TRANSPOSE_ARGS, stored=TUPLES),
 }
 
 # whose channels count in fan_in (never divided by groups); ConvTranspose2d is the odd one
@@ -77,7 +83,7 @@ FAN_CHANNELS = {
 }
 
 
-def fan_in(spec: ConvSpec, stored: tuple[int, ...]) -> int:
+def fan_in(spec: ConvSpec) -> int:
     return getattr(spec, FAN_CHANNELS[spec.kind]) * math.prod(spec.kernel_size)
 
 
@@ -116,9 +122,9 @@ PROFILE = Profile(
     framework="MegEngine 1.13",
     layers=LAYERS,
     layout=Layout(grouped_weight=True, broadcast_bias=True, bias_first=True),
-    init=InitPolicy(
-        weight=FanInNormal(),
-        bias=ConstantInit(0.0),
+    init=init.InitPolicy(
+        weight=init.fan_in_normal(),
+        bias=init.constant(0.0),
         fan_in=fan_in,
         fan_doc={
             "Conv1d": "in * k (groups ignored)",

@@ -24,92 +24,66 @@ from typing import Any
 
 import numpy as np
 
+from .._geometry import as_int, int_tuple, same_split, transpose_output_size
 from ..tensor import Tensor
-from .base import (
-    ArrayInit,
-    ConstantInit,
-    ConvPadding,
-    ConvSpec,
-    FanInUniform,
-    Initializer,
-    InitPolicy,
-    KaimingInit,
-    LayerDef,
-    Layout,
-    NormalInit,
-    NotExpressible,
-    Profile,
-    SamePadding,
-    TransposeWindow,
-    TruncatedNormalInit,
-    UniformInit,
-    XavierInit,
-    args,
-    check_output_padding,
-    ints,
-    same_split,
-)
+from . import init
+from .init import ArrayInit, Init, Initializer
+from .layout import Layout
+from .padding import ConvPadding, SamePadding, TransposeWindow
+from .profile import Profile
+from .signature import LayerDef, args
+from .spec import ConvSpec, NotExpressible, check_output_padding, ints, output_padding_fits
 
 PAD_MODES = ("same", "valid", "pad")
 
 
 # ---- MindSpore's initializers (mindspore.common.initializer), with its names and defaults -------
-class Normal(NormalInit):
+def Normal(sigma: float = 0.01, mean: float = 0.0) -> Initializer:
     """``Normal(sigma=0.01, mean=0.0)``: what ``weight_init='normal'`` means."""
-
-    def __init__(self, sigma: float = 0.01, mean: float = 0.0) -> None:
-        super().__init__(std=sigma, mean=mean)
+    return init.normal(sigma, mean)
 
 
-class Uniform(UniformInit):
+def Uniform(scale: float = 0.07) -> Initializer:
     """``Uniform(scale=0.07)``: U(-scale, scale)."""
-
-    def __init__(self, scale: float = 0.07) -> None:
-        super().__init__(bound=scale)
+    return init.uniform(scale)
 
 
-class TruncatedNormal(TruncatedNormalInit):
-    def __init__(self, sigma: float = 0.01, mean: float = 0.0, a: float = -2.0, b: float = 2.0):
-        super().__init__(std=sigma, mean=mean, low=a, high=b)
+def TruncatedNormal(
+    sigma: float = 0.01, mean: float = 0.0, a: float = -2.0, b: float = 2.0
+) -> Initializer:
+    return init.truncated_normal(sigma, mean, a, b)
 
 
-class HeUniform(KaimingInit):
-    def __init__(
-        self, negative_slope: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
-    ) -> None:
-        super().__init__(a=negative_slope, mode=mode, nonlinearity=nonlinearity)
+def HeUniform(
+    negative_slope: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
+) -> Initializer:
+    return init.kaiming(negative_slope, mode, nonlinearity)
 
 
-class HeNormal(KaimingInit):
-    def __init__(
-        self, negative_slope: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
-    ) -> None:
-        super().__init__(negative_slope, mode, nonlinearity, distribution="normal")
+def HeNormal(
+    negative_slope: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
+) -> Initializer:
+    return init.kaiming(negative_slope, mode, nonlinearity, distribution="normal")
 
 
-class XavierUniform(XavierInit):
-    def __init__(self, gain: float = 1.0) -> None:
-        super().__init__(gain=gain)
+def XavierUniform(gain: float = 1.0) -> Initializer:
+    return init.xavier(gain)
 
 
-class XavierNormal(XavierInit):
-    def __init__(self, gain: float = 1.0) -> None:
-        super().__init__(gain=gain, distribution="normal")
+def XavierNormal(gain: float = 1.0) -> Initializer:
+    return init.xavier(gain, distribution="normal")
 
 
-class Constant(ConstantInit):
-    def __init__(self, value: float) -> None:
-        super().__init__(value=value)
+def Constant(value: float) -> Initializer:
+    return init.constant(value)
 
 
-class Zero(ConstantInit):
-    def __init__(self) -> None:
-        super().__init__(value=0.0)
+def Zero() -> Initializer:
+    return init.constant(0.0)
 
 
-class One(ConstantInit):
-    def __init__(self) -> None:
-        super().__init__(value=1.0)
+def One() -> Initializer:
+    return init.constant(1.0)
 
 
 # MindSpore looks strings up lower-cased, under the class name and its registered alias
@@ -131,15 +105,15 @@ INITIALIZERS = {
     "ones": One,
 }
 DEFAULT_WEIGHT = HeUniform(negative_slope=math.sqrt(5))  # >= 2.1: U(+-1/sqrt(fan_in))
-DEFAULT_BIAS = FanInUniform()
+DEFAULT_BIAS = init.fan_in_uniform()
 
 
-def initializer(value: Any, label: str, default: Initializer) -> Initializer:
+def initializer(value: Any, label: str, default: Init) -> Init:
     """A ``weight_init`` / ``bias_init`` value -> Initializer: None (the >= 2.1 default), a
     name, an Initializer, a number (a constant) or an array of the stored shape."""
     if value is None:
         return default
-    if isinstance(value, Initializer):
+    if isinstance(value, (Initializer, ArrayInit)):
         return value
     if isinstance(value, str):
         if value.lower() not in INITIALIZERS:
@@ -160,7 +134,7 @@ def initializer(value: Any, label: str, default: Initializer) -> Initializer:
     )
 
 
-def initializers(bound, spec: ConvSpec) -> tuple[Initializer, Initializer]:
+def initializers(bound, spec: ConvSpec) -> tuple[Init, Init]:
     return (
         initializer(bound["weight_init"], "weight_init", DEFAULT_WEIGHT),
         initializer(bound["bias_init"], "bias_init", DEFAULT_BIAS),
@@ -183,26 +157,13 @@ def _explicit(bound, nd: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """``padding``: an int, or one (before, after) pair per dim flattened; checked against
     ``pad_mode``."""
     padding, op = bound["padding"], bound.op
-    sides = {1: "", 2: " (top, bottom, left, right)", 3: " (head, tail, top, bottom, left, right)"}
-    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
-        values = (int(padding),) * (2 * nd)
-    elif bound.layer.int_only:
+    if bound.layer.int_only and as_int(padding) is None:
         raise TypeError(
             f"For {op!r}, the type of 'padding' should be 'int', but got type "
             f"{type(padding).__name__!r} ({padding!r})"
         )
-    elif isinstance(padding, (tuple, list)) and all(
-        isinstance(p, (int, np.integer)) for p in padding
-    ):
-        if len(padding) != 2 * nd:
-            raise ValueError(
-                f"For {op!r}, the 'padding' must be an int or a tuple of {2 * nd} ints"
-                f"{sides[nd]}, but got {padding!r}"
-            )
-        values = tuple(int(p) for p in padding)
-    else:
-        raise TypeError(f"For {op!r}, 'padding' must be an int or a tuple of ints, got {padding!r}")
-    if any(v < 0 for v in values):
+    values = _flat_pairs(padding, nd, op)
+    if min(values) < 0:
         raise ValueError(f"For {op!r}, the 'padding' must be >= 0, but got {padding!r}")
     if bound["pad_mode"] != "pad" and any(values):
         raise ValueError(
@@ -210,6 +171,22 @@ def _explicit(bound, nd: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
             f"'padding': {padding!r} and 'pad_mode': {bound['pad_mode']!r}"
         )
     return values[0::2], values[1::2]
+
+
+def _flat_pairs(padding: Any, nd: int, op: str) -> tuple[int, ...]:
+    """An int, or ``2 * nd`` ints (before, after per dim): ``int_tuple`` in MindSpore's words."""
+    sides = {1: "", 2: " (top, bottom, left, right)", 3: " (head, tail, top, bottom, left, right)"}
+    try:
+        return int_tuple(padding, 2 * nd, "padding", op, single=False)
+    except ValueError:
+        raise ValueError(
+            f"For {op!r}, the 'padding' must be an int or a tuple of {2 * nd} ints"
+            f"{sides[nd]}, but got {padding!r}"
+        ) from None
+    except TypeError:
+        raise TypeError(
+            f"For {op!r}, 'padding' must be an int or a tuple of ints, got {padding!r}"
+        ) from None
 
 
 def conv_padding(bound, spec: ConvSpec) -> ConvPadding:
@@ -220,16 +197,16 @@ def conv_padding(bound, spec: ConvSpec) -> ConvPadding:
     if mode == "valid":
         return ConvPadding((0,) * nd, (0,) * nd)
     if set(spec.stride) == {1}:  # 'same' at stride 1 does not depend on the input size
-        return ConvPadding(*same_split(spec))
+        return ConvPadding(*same_split(spec.kernel_size, spec.dilation))
     return SamePadding()
 
 
 def _extent_excess(spec: ConvSpec) -> tuple[int, ...]:
-    """Full transposed size minus in * stride: d*(k-1) + 1 - s, whatever the input size."""
-    return tuple(
-        d * (k - 1) + 1 - s
-        for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation, strict=True)
-    )
+    """Full transposed size minus in * stride: d*(k-1) + 1 - s, whatever the input size (the
+    full size of a 1-long input, d*(k-1) + 1, minus one stride)."""
+    ones, zeros = (1,) * spec.nd, (0,) * spec.nd
+    full = transpose_output_size(ones, spec.kernel_size, spec.stride, zeros, zeros, spec.dilation)
+    return tuple(f - s for f, s in zip(full, spec.stride, strict=True))
 
 
 def mode_window(mode: str, spec: ConvSpec) -> TransposeWindow:
@@ -301,7 +278,9 @@ def _encode_conv(spec: ConvSpec, layer: LayerDef) -> dict[str, Any]:
         )
     if not any(rule.before + rule.after):
         return {"pad_mode": "valid", "padding": 0}
-    if set(spec.stride) == {1} and (rule.before, rule.after) == same_split(spec):
+    if set(spec.stride) == {1} and (rule.before, rule.after) == same_split(
+        spec.kernel_size, spec.dilation
+    ):
         return {"pad_mode": "same", "padding": 0}
     return {"pad_mode": "pad", "padding": _padding_value(rule.before, rule.after, layer)}
 
@@ -318,11 +297,10 @@ def _encode_transposed(spec: ConvSpec, layer: LayerDef) -> dict[str, Any]:
             raise NotExpressible(f"{layer.cls_name} computes its output_padding rows")
         output_padding = tuple(max(0, -a) for a in after)
         after = tuple(a + o for a, o in zip(after, output_padding, strict=True))
-    limits = [max(s, d) for s, d in zip(spec.stride, spec.dilation, strict=True)]
     if (
         min(before + after) < 0
         or (any(output_padding) and not has_output_padding)
-        or any(o >= m for o, m in zip(output_padding, limits, strict=True))
+        or not output_padding_fits(output_padding, spec.stride, spec.dilation)
     ):
         raise NotExpressible(
             f"{layer.cls_name} cannot keep this window of the full transposed conv: "
@@ -338,6 +316,14 @@ def encode_padding(spec: ConvSpec, layer: LayerDef) -> dict[str, Any]:
 
 
 # ---- the two profiles ---------------------------------------------------------------------------
+# mindspore.nn's attributes (2.10 source, nn/layer/conv.py): Conv2d/2dTranspose keep kernel_size,
+# stride and dilation as ``twice`` pairs, Conv3d/3dTranspose as triples (and Conv3dTranspose its
+# output_padding); Conv1d/1dTranspose run a 2-D conv and keep ``(1, k)`` and a padding of
+# ``(0, 0, p, p)``; padding (2-D, 3-D) and Conv2dTranspose's output_padding stay as given
+TUPLES = {name: "tuple" for name in ("kernel_size", "stride", "dilation")}
+AS_2D = {"kernel_size": "as_2d", "stride": "as_2d", "dilation": "as_2d", "padding": "as_2d_padding"}
+
+
 def _layers(weight_init: Any, bias_init: Any, tail: tuple) -> dict[str, LayerDef]:
     head = args(
         "in_channels",
@@ -347,20 +333,27 @@ def _layers(weight_init: Any, bias_init: Any, tail: tuple) -> dict[str, LayerDef
         ("pad_mode", "same"),
         ("padding", 0),
     )
-    init = args(("has_bias", False, "bias"), ("weight_init", weight_init), ("bias_init", bias_init))
-    conv = head + args(("dilation", 1), ("group", 1, "groups")) + init
-    transposed = head + args(("output_padding", 0), ("dilation", 1), ("group", 1, "groups")) + init
-    transposed3d = (
-        head + args(("dilation", 1), ("group", 1, "groups"), ("output_padding", 0)) + init
+    inits = args(
+        ("has_bias", False, "bias"), ("weight_init", weight_init), ("bias_init", bias_init)
     )
+    conv = head + args(("dilation", 1), ("group", 1, "groups")) + inits
+    transposed = head + args(("output_padding", 0), ("dilation", 1), ("group", 1, "groups")) + inits
+    transposed3d = (
+        head + args(("dilation", 1), ("group", 1, "groups"), ("output_padding", 0)) + inits
+    )
+    ncdhw = args(("data_format", "NCDHW"))
     return {
-        "Conv1d": LayerDef("Conv1d", conv + tail, int_only=True),
-        "Conv2d": LayerDef("Conv2d", conv + args(("data_format", "NCHW")) + tail),
-        "Conv3d": LayerDef("Conv3d", conv + args(("data_format", "NCDHW")) + tail),
-        "ConvTranspose1d": LayerDef("Conv1dTranspose", conv + tail, int_only=True),
-        "ConvTranspose2d": LayerDef("Conv2dTranspose", transposed + tail, output_padding="zeros"),
+        "Conv1d": LayerDef("Conv1d", conv + tail, int_only=True, stored=AS_2D),
+        "Conv2d": LayerDef("Conv2d", conv + args(("data_format", "NCHW")) + tail, stored=TUPLES),
+        "Conv3d": LayerDef("Conv3d", conv + ncdhw + tail, stored=TUPLES),
+        "ConvTranspose1d": LayerDef("Conv1dTranspose", conv + tail, int_only=True, stored=AS_2D),
+        "ConvTranspose2d": LayerDef(
+            "Conv2dTranspose", transposed + tail, output_padding="zeros", stored=TUPLES
+        ),
         "ConvTranspose3d": LayerDef(
-            "Conv3dTranspose", transposed3d + args(("data_format", "NCDHW")) + tail
+            "Conv3dTranspose",
+            transposed3d + ncdhw + tail,
+            stored={**TUPLES, "output_padding": "tuple"},
         ),
     }
 
@@ -385,8 +378,8 @@ FAN_DOC = {"conv": "in/g * prod(k)", "transposed": "out/g * prod(k)"}  # of the 
 def _profile(
     name: str,
     framework: str,
-    weight: Initializer,
-    bias: Initializer,
+    weight: Init,
+    bias: Init,
     defaults: tuple[Any, Any],
     tail: tuple = (),
     hints: dict | None = None,
@@ -396,7 +389,9 @@ def _profile(
         framework=framework,
         layers=_layers(*defaults, tail),
         layout=Layout(conv1d_as_2d=True),
-        init=InitPolicy(weight=weight, bias=bias, fan_doc=FAN_DOC, from_arguments=initializers),
+        init=init.InitPolicy(
+            weight=weight, bias=bias, fan_doc=FAN_DOC, from_arguments=initializers
+        ),
         conv_padding=conv_padding,
         transpose_padding=transpose_padding,
         encode_padding=encode_padding,

@@ -1,29 +1,18 @@
 """The 'torch' profile (the default): ``torch.nn.Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d``
-of PyTorch 2.13, facts from /work/shared/CONVENTIONS.md, checked live in the tests."""
+of PyTorch 2.13 (facts in docs/conventions.md), checked live in the tests."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from .base import (
-    ConvPadding,
-    ConvSpec,
-    FanInUniform,
-    InitPolicy,
-    KaimingInit,
-    LayerDef,
-    Layout,
-    NotExpressible,
-    Profile,
-    SamePadding,
-    TransposeWindow,
-    args,
-    check_choice,
-    check_output_padding,
-    ints,
-    same_split,
-)
+from .._geometry import same_split
+from . import init
+from .layout import Layout
+from .padding import ConvPadding, SamePadding, TransposeWindow
+from .profile import Profile
+from .signature import LayerDef, args
+from .spec import ConvSpec, NotExpressible, check_choice, check_output_padding, ints
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -69,7 +58,7 @@ def conv_padding(bound, spec: ConvSpec) -> ConvPadding:
                     f"{bound.op}: padding='same' is not supported for strided convolutions "
                     f"(stride={spec.stride}); MindSpore's pad_mode='same' is (mindspore profile)"
                 )
-            return ConvPadding(*same_split(spec), mode)
+            return ConvPadding(*same_split(spec.kernel_size, spec.dilation), mode)
         raise ValueError(
             f"{bound.op}: Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"
         )
@@ -130,7 +119,9 @@ def encode_symmetric(spec: ConvSpec, layer: LayerDef, allow_same: bool) -> dict[
     out: dict[str, Any] = {"padding": rule.before}
     if rule.before != rule.after:
         if not (
-            allow_same and set(spec.stride) == {1} and (rule.before, rule.after) == same_split(spec)
+            allow_same
+            and set(spec.stride) == {1}
+            and (rule.before, rule.after) == same_split(spec.kernel_size, spec.dilation)
         ):
             raise NotExpressible(
                 f"it pads {rule.before} before and {rule.after} after, and {layer.cls_name} pads "
@@ -146,20 +137,38 @@ def encode_padding(spec: ConvSpec, layer: LayerDef) -> dict[str, Any]:
     return encode_symmetric(spec, layer, allow_same=True)
 
 
+# torch.nn's _ConvNd keeps these as n-tuples (``_single``/``_pair``/``_triple``; a padding string
+# as given) and sets ``transposed``, and ``output_padding`` on a conv too
+TUPLES = {name: "tuple" for name in ("kernel_size", "stride", "padding", "dilation")}
+
+
+def _layers() -> dict[str, LayerDef]:
+    layers = {}
+    for n in (1, 2, 3):
+        layers[f"Conv{n}d"] = LayerDef(
+            f"Conv{n}d",
+            CONV_ARGS,
+            padding_modes=PADDING_MODES,
+            stored=TUPLES,
+            constants={"transposed": False, "output_padding": (0,) * n},
+        )
+        layers[f"ConvTranspose{n}d"] = LayerDef(
+            f"ConvTranspose{n}d",
+            TRANSPOSE_ARGS,
+            stored={**TUPLES, "output_padding": "tuple"},
+            constants={"transposed": True},
+        )
+    return layers
+
+
 PROFILE = Profile(
     name="torch",
     framework="PyTorch 2.13",
-    layers={
-        **{
-            f"Conv{n}d": LayerDef(f"Conv{n}d", CONV_ARGS, padding_modes=PADDING_MODES)
-            for n in (1, 2, 3)
-        },
-        **{f"ConvTranspose{n}d": LayerDef(f"ConvTranspose{n}d", TRANSPOSE_ARGS) for n in (1, 2, 3)},
-    },
+    layers=_layers(),
     layout=Layout(),
-    init=InitPolicy(
-        weight=KaimingInit(a=math.sqrt(5)),  # = U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-        bias=FanInUniform(),
+    init=init.InitPolicy(
+        weight=init.kaiming(a=math.sqrt(5)),  # = U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        bias=init.fan_in_uniform(),
         fan_doc={"conv": "in/g * prod(k)", "transposed": "out/g * prod(k)"},  # weight.shape[1]
     ),
     conv_padding=conv_padding,

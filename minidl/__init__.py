@@ -3,7 +3,7 @@
 # isort: off
 from . import runtime  # first: it sets what the kernels read when they load (see there)
 # isort: on
-from . import accelerator, cuda, data, nn, optim, profiles
+from . import accelerator, cuda, data, export, nn, optim, profiles
 from ._device import device
 from ._dtypes import bool_ as bool
 from ._dtypes import float32, float64, int8, int16, int32, int64, uint8
@@ -58,6 +58,7 @@ __all__ = [
     "Tensor",
     "accelerator",
     "cuda",
+    "export",
     "device",
     "cat",
     "data",

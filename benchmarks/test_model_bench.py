@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from minidl.bench import lenet, main_job
 from minidl.bench.machine import blas_settle
+from minidl.bench.report import MAIN_JOB_LABEL
 
 SGEMM_SIZE = 2048
 
@@ -31,7 +32,7 @@ def test_main_job_epoch(benchmark: Any, framework: str) -> None:
     if reason:
         pytest.skip(f"the main job is unavailable: {reason}")
     epoch = main_job.setup().epochs[framework]
-    benchmark.group = "main job epoch (examples/train_digits.py)"
+    benchmark.group = MAIN_JOB_LABEL
     benchmark.pedantic(epoch, rounds=5, warmup_rounds=1)
 
 

@@ -1,0 +1,402 @@
+"""minidl.export: to_torch gives PyTorch modules computing minidl's outputs and gradients, and
+to_onnx ONNX models that ONNX Runtime runs to minidl's eval outputs, under every profile.
+
+The oracles are real PyTorch and ONNX Runtime: each test builds a model in minidl, exports it,
+and compares what the exported model computes (on fresh inputs) with what minidl computes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minidl
+from minidl import nn
+from minidl.export import OPSET, to_onnx, to_torch
+from extras import import_extra
+
+PROFILES = ("torch", "megengine", "mindspore", "mindspore-2.1")
+MINDSPORE = ("mindspore", "mindspore-2.1")
+
+
+# ---- models, built with each profile's own arguments --------------------------------------------
+def conv(profile: str, kind: str, cin: int, cout: int, k, stride=1, padding=0, groups=1,
+         dilation=1, output_padding=0, mode=None) -> nn.Module:
+    """A conv layer with a bias, in the words of ``profile``'s framework."""
+    if profile in MINDSPORE:
+        kw = {"group": groups, "has_bias": True}
+        if padding in ("same", "valid"):
+            kw["pad_mode"] = padding
+        else:
+            kw.update(pad_mode="pad", padding=padding)
+    else:
+        kw = {"groups": groups, "padding": padding, "bias": True}
+        if mode:
+            kw["padding_mode"] = mode
+    if output_padding:
+        kw["output_padding"] = output_padding
+    return getattr(nn, kind)(cin, cout, k, stride=stride, dilation=dilation, profile=profile,
+                             **kw)
+
+
+def with_head(features: nn.Sequential, shape: tuple, head: list) -> nn.Sequential:
+    """``features`` then ``head``, the first Linear sized by a probe through ``features``."""
+    n = int(np.prod(features(minidl.zeros(*shape)).shape[1:]))
+    return nn.Sequential(features, nn.Flatten(), nn.Linear(n, head[0]), *head[1:])
+
+
+def lenet5(profile: str):
+    c = conv
+    model = nn.Sequential(
+        c(profile, "Conv2d", 1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+        c(profile, "Conv2d", 6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    )
+    return model, (4, 1, 32, 32)
+
+
+def cnn(profile: str):
+    """BatchNorm, strided convs, transposed convs with output_padding, groups, dilation; the
+    padding conventions particular to each profile."""
+    c, ms = conv, profile in MINDSPORE
+    if ms:  # TF-style 'same' at stride 2 (odd extra after), asymmetric pads, MindSpore windows
+        first = c(profile, "Conv2d", 3, 8, 3, stride=2, padding="same")
+        second = c(profile, "Conv2d", 8, 8, 3, padding=(0, 1, 2, 1), groups=2, dilation=2)
+        last = c(profile, "ConvTranspose2d", 4, 4, 2, stride=3, padding="valid")
+    elif profile == "torch":  # 'same' with an even kernel pads asymmetrically
+        first = c(profile, "Conv2d", 3, 8, 3, stride=2, padding=1)
+        second = c(profile, "Conv2d", 8, 8, 4, padding="same", groups=2, mode="reflect")
+        last = c(profile, "ConvTranspose2d", 4, 4, 3, stride=2, padding=2, output_padding=1,
+                 dilation=2)
+    else:
+        first = c(profile, "Conv2d", 3, 8, 3, stride=2, padding=1)
+        second = c(profile, "Conv2d", 8, 8, 3, padding=2, groups=2, dilation=2, mode="replicate")
+        last = c(profile, "ConvTranspose2d", 4, 4, 3, stride=2, padding=2, output_padding=1,
+                 dilation=2)
+    features = nn.Sequential(
+        first, nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Sequential(second, nn.BatchNorm2d(8), nn.LeakyReLU(0.1)),
+        c(profile, "ConvTranspose2d", 8, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
+        nn.Tanh(), last, nn.GELU(), nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+        nn.AvgPool2d(2, count_include_pad=False, padding=1), nn.Sigmoid(),
+    )
+    shape = (3, 3, 16, 16)
+    return with_head(features, shape, [10, nn.Dropout(0.25), nn.Softmax(dim=1)]), shape
+
+
+def conv1d(profile: str):
+    c = conv
+    padding = "same" if profile in MINDSPORE else 1
+    if profile == "megengine":  # MegEngine has no ConvTranspose1d
+        second = c(profile, "Conv1d", 4, 3, 3, padding=2, dilation=2, mode="reflect")
+    else:
+        second = c(profile, "ConvTranspose1d", 4, 3, 4, stride=2, padding=1)
+    features = nn.Sequential(
+        c(profile, "Conv1d", 2, 4, 3, stride=2, padding=padding), nn.BatchNorm1d(4), nn.ReLU(),
+        second, nn.MaxPool1d(2),
+        nn.AvgPool1d(3, stride=2, padding=1),
+    )
+    shape = (3, 2, 21)
+    return with_head(features, shape, [5, nn.GELU(approximate="tanh"), nn.LogSoftmax(1)]), shape
+
+
+def conv3d(profile: str):
+    c = conv
+    padding = "same" if profile in MINDSPORE else 1
+    features = nn.Sequential(
+        c(profile, "Conv3d", 2, 4, 3, stride=2, padding=padding, groups=2), nn.ReLU(),
+        c(profile, "ConvTranspose3d", 4, 2, 3, stride=2, padding=1, output_padding=1),
+        nn.MaxPool3d(2), nn.AvgPool3d(2, stride=1),
+    )
+    shape = (2, 2, 7, 6, 5)
+    return with_head(features, shape, [3]), shape
+
+
+MODELS = {"lenet5": lenet5, "cnn": cnn, "conv1d": conv1d, "conv3d": conv3d}
+CASES = [(p, m) for p in PROFILES for m in MODELS]
+
+
+def build(profile: str, name: str, seed: int = 0):
+    minidl.manual_seed(seed)
+    return MODELS[name](profile)
+
+
+def batch(shape: tuple, n: int | None = None, seed: int = 1) -> np.ndarray:
+    shape = shape if n is None else (n, *shape[1:])
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def grads_in_torch_layout(model: nn.Module) -> dict[str, np.ndarray]:
+    """The parameters' gradients under PyTorch's names and shapes (through the checkpoint
+    export, so any profile's stored layout is converted as its weights are)."""
+    params = list(model.parameters())
+    saved = [p.data for p in params]
+    try:
+        for p in params:
+            p.data = p.grad.data
+        grads = model.state_dict(profile="torch")
+    finally:
+        for p, data in zip(params, saved):
+            p.data = data
+    return grads
+
+
+def train_but_dropout(model: nn.Module) -> None:
+    """Training mode (batch statistics, running statistics updated), dropout off: masks come
+    from different generators in the two frameworks."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()
+
+
+# ---- to_torch -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize(("profile", "name"), CASES)
+def test_to_torch_outputs_and_gradients(torch, profile, name, training):
+    model, shape = build(profile, name)
+    model.double()
+    train_but_dropout(model) if training else model.eval()
+    exported = to_torch(model)
+
+    x = batch(shape, n=5)
+    xm = minidl.tensor(x, requires_grad=True)
+    xt = torch.tensor(x, requires_grad=True)
+    y, yt = model(xm), exported(xt)
+    np.testing.assert_allclose(yt.detach().numpy(), y.data, rtol=1e-10, atol=1e-12)
+
+    upstream = np.random.default_rng(2).standard_normal(y.shape)
+    (y * minidl.tensor(upstream)).sum().backward()
+    (yt * torch.tensor(upstream)).sum().backward()
+    np.testing.assert_allclose(xt.grad.numpy(), xm.grad.data, rtol=1e-9, atol=1e-12)
+    expected = grads_in_torch_layout(model)
+    named = dict(exported.named_parameters())
+    assert set(named) <= set(expected) and named
+    for key, param in named.items():
+        np.testing.assert_allclose(param.grad.numpy(), expected[key], rtol=1e-9, atol=1e-11,
+                                   err_msg=key)
+    # the running statistics moved alike (train) or not at all (eval)
+    after = model.state_dict(profile="torch")
+    for key, value in exported.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), after[key], rtol=1e-12, atol=1e-14,
+                                   err_msg=key)
+
+
+@pytest.mark.parametrize(("profile", "name"), CASES)
+def test_to_torch_names_weights_and_modes(torch, profile, name):
+    model, _ = build(profile, name)
+    model[0].eval()  # per-module modes carry over
+    exported = to_torch(model)
+    state = model.state_dict(profile="torch")
+    assert list(exported.state_dict()) == list(state)
+    for key, value in exported.state_dict().items():
+        assert value.dtype == torch.from_numpy(np.asarray(state[key])).dtype, key
+        assert np.array_equal(value.numpy(), state[key]), key
+    modes = {n: m.training for n, m in model.named_modules()}
+    assert {n: m.training for n, m in exported.named_modules()} == modes
+    assert isinstance(exported, torch.nn.Sequential)
+    # the weights come back into minidl after training in PyTorch
+    with torch.no_grad():
+        for p in exported.parameters():
+            p.mul_(2)
+    model.load_state_dict({k: v.numpy() for k, v in exported.state_dict().items()},
+                          profile="torch")
+    for key, value in model.state_dict(profile="torch").items():
+        np.testing.assert_array_equal(value, exported.state_dict()[key].numpy())
+
+
+def test_to_torch_layer_classes(torch):
+    """Conventions PyTorch's layers cannot express become subclasses of them that pad first."""
+    from minidl.export import _torch
+
+    tf_same = to_torch(nn.Conv2d(3, 4, 3, stride=2, profile="mindspore"))
+    assert type(tf_same) is _torch.TFSameConv2d and isinstance(tf_same, torch.nn.Conv2d)
+    asymmetric = to_torch(nn.Conv2d(3, 4, 3, pad_mode="pad", padding=(0, 1, 2, 0),
+                                    profile="mindspore"))
+    assert type(asymmetric) is _torch.PadConv2d and asymmetric.pad == (2, 0, 0, 1)
+    window = to_torch(nn.Conv2dTranspose(3, 4, 3, stride=2, pad_mode="pad", padding=1,
+                                         output_padding=1, profile="mindspore"))
+    assert type(window) is _torch.WindowConvTranspose2d
+    plain = to_torch(nn.Conv2d(3, 4, 3, stride=2, pad_mode="pad", padding=1,
+                               profile="mindspore"))
+    assert type(plain) is torch.nn.Conv2d and plain.padding == (1, 1)
+    assert type(to_torch(nn.ConvTranspose2d(3, 4, 3, 2, 1, 1))) is torch.nn.ConvTranspose2d
+
+
+@pytest.mark.parametrize("size", [9, 10, 11, 12])
+def test_to_torch_tf_same_follows_the_input_size(torch, size):
+    """MindSpore's 'same' at a stride pads by the input's size: one export, any size."""
+    minidl.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(2, 3, 4, stride=3, has_bias=True, profile="mindspore"),
+                          nn.ReLU()).double()
+    exported = to_torch(model)
+    x = np.random.default_rng(size).standard_normal((2, 2, size, size + 3))
+    y = model(minidl.tensor(x)).data
+    assert y.shape[-2:] == (-(-size // 3), -(-(size + 3) // 3))
+    np.testing.assert_allclose(exported(torch.tensor(x)).detach().numpy(), y, rtol=1e-12,
+                               atol=1e-13)
+
+
+# ---- what cannot be exported --------------------------------------------------------------------
+class TwoPaths(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+
+    def forward(self, x):
+        return self.conv(x) + self.conv(x)
+
+
+class ReversedSequential(nn.Sequential):
+    def forward(self, x):
+        for module in reversed(list(self)):
+            x = module(x)
+        return x
+
+
+class DoubledReLU(nn.ReLU):
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+@pytest.mark.parametrize(("model", "named"), [
+    (TwoPaths(), "TwoPaths"),
+    (nn.Sequential(nn.ReLU(), nn.Sequential(TwoPaths())), "TwoPaths (at '1.0')"),
+    (ReversedSequential(nn.ReLU()), "ReversedSequential"),
+    (nn.Sequential(DoubledReLU()), "DoubledReLU (at '0')"),
+])
+def test_a_custom_forward_is_refused(torch, model, named, tmp_path):
+    for export in (lambda: to_torch(model),
+                   lambda: to_onnx(model, np.zeros((1, 1, 5, 5), np.float32),
+                                   tmp_path / "m.onnx")):
+        with pytest.raises(NotImplementedError, match="cannot export") as error:
+            export()
+        assert named in str(error.value) and "forward()" in str(error.value)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_not_a_module():
+    with pytest.raises(TypeError, match="minidl.nn.Module"):
+        to_torch(lambda x: x)
+
+
+def test_import_minidl_imports_no_extra():
+    code = ("import sys, minidl, minidl.export; "
+            "print(sorted({'torch', 'onnx', 'onnxruntime', 'safetensors'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_missing_extra_names_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    with pytest.raises(ImportError, match=r'pip install "minidl\[export\]"'):
+        to_onnx(nn.ReLU(), np.zeros((1, 2), np.float32), "unused.onnx")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"to_torch needs the 'torch' package.*minidl\[export"):
+        to_torch(nn.ReLU())
+
+
+# ---- to_onnx ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ort():
+    return import_extra("onnxruntime")
+
+
+def run_onnx(ort, path, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})[0]
+
+
+def check_onnx(path) -> None:
+    onnx = import_extra("onnx")
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert [(o.domain, o.version) for o in proto.opset_import] == [("", OPSET)]
+
+
+@pytest.mark.parametrize(("profile", "name"), CASES)
+def test_to_onnx_matches_minidl_eval(ort, profile, name, tmp_path):
+    model, shape = build(profile, name)
+    train_but_dropout(model)
+    modes = [m.training for m in model.modules()]
+    path = tmp_path / "model.onnx"
+    to_onnx(model, batch(shape).astype(np.float32), path)
+    assert [m.training for m in model.modules()] == modes  # left as it was
+    check_onnx(path)
+    model.eval()
+    x = batch(shape, n=7, seed=5).astype(np.float32)  # another batch size
+    expected = model(minidl.tensor(x)).data
+    got = run_onnx(ort, path, x)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=2e-6)
+
+
+def conv_cases():
+    ms = "mindspore"
+    return {
+        "circular": nn.Conv2d(2, 4, 3, padding=(1, 2), padding_mode="circular"),
+        "reflect-even-same": nn.Conv2d(2, 4, 4, padding="same", padding_mode="reflect"),
+        "replicate-1d": nn.Conv1d(2, 4, 3, padding=2, padding_mode="replicate", dilation=2),
+        "transpose-bias-only-rows": nn.Conv2dTranspose(2, 4, 2, stride=3, pad_mode="valid",
+                                                       has_bias=True, profile=ms),
+        "transpose-zeros-after-bias": nn.Conv2dTranspose(
+            2, 4, 3, stride=2, pad_mode="pad", padding=(1, 0, 2, 1), output_padding=1,
+            has_bias=True, profile=ms),
+        "transpose-3d-same": nn.Conv3dTranspose(2, 2, 3, stride=2, has_bias=True, profile=ms),
+        "transpose-groups-dilation": nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1,
+                                                        output_padding=1, groups=2, dilation=2),
+        "tf-same-dilated": nn.Conv2d(2, 4, 3, stride=2, dilation=2, has_bias=True, profile=ms),
+    }
+
+
+@pytest.mark.parametrize("case", list(conv_cases()))
+def test_to_onnx_conv_padding_rules(ort, torch, case, tmp_path):
+    """Every padding rule, through ONNX Runtime and through to_torch."""
+    minidl.manual_seed(4)
+    layer = conv_cases()[case]
+    nd = layer._spec.nd
+    x = batch((2, layer._spec.in_channels) + (9, 8, 7)[:nd], seed=6).astype(np.float32)
+    path = tmp_path / "conv.onnx"
+    to_onnx(layer, x, path)
+    check_onnx(path)
+    expected = layer(minidl.tensor(x)).data
+    np.testing.assert_allclose(run_onnx(ort, path, x), expected, rtol=1e-4, atol=2e-6)
+    exported = to_torch(layer)
+    np.testing.assert_allclose(exported(torch.tensor(x)).detach().numpy(), expected,
+                               rtol=1e-4, atol=2e-6)
+
+
+@pytest.mark.parametrize("layer", [
+    nn.AdaptiveAvgPool2d((3, 2)), nn.AvgPool2d(3, stride=2, padding=1, divisor_override=5),
+    nn.AvgPool1d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=True),
+    nn.MaxPool2d(3, stride=2, padding=1, dilation=2), nn.Flatten(0, 2), nn.Flatten(2, 3),
+    nn.Softmax(dim=-1), nn.Identity(), nn.BatchNorm1d(4, affine=False),
+], ids=repr)
+def test_to_onnx_other_layers(ort, torch, layer, tmp_path):
+    minidl.manual_seed(5)
+    shape = (2, 4, 9) if isinstance(layer, (nn.AvgPool1d, nn.BatchNorm1d)) else (2, 4, 9, 7)
+    if isinstance(layer, nn.BatchNorm1d):  # running statistics away from their start
+        layer(minidl.tensor(batch(shape, seed=8) * 3 + 1))
+    layer.eval()
+    x = batch(shape, seed=7).astype(np.float32)
+    path = tmp_path / "layer.onnx"
+    to_onnx(layer, x, path)
+    expected = layer(minidl.tensor(x)).data
+    np.testing.assert_allclose(run_onnx(ort, path, x), expected, rtol=1e-5, atol=1e-6)
+    exported = to_torch(layer)
+    np.testing.assert_allclose(exported(torch.tensor(x)).detach().numpy(), expected,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_to_onnx_refuses_what_onnx_cannot_express(tmp_path):
+    x = np.zeros((1, 2, 6, 6), np.float32)
+    with pytest.raises(NotImplementedError, match="return_indices"):
+        to_onnx(nn.MaxPool2d(2, return_indices=True), x, tmp_path / "a.onnx")
+    with pytest.raises(NotImplementedError, match="running statistics"):
+        to_onnx(nn.BatchNorm2d(2, track_running_stats=False), x, tmp_path / "b.onnx")
+    with pytest.raises(TypeError, match="float32 or float64"):
+        to_onnx(nn.ReLU(), x.astype(np.int64), tmp_path / "c.onnx")

@@ -7,7 +7,6 @@ import importlib
 from typing import Any
 
 import pytest
-
 from conftest import IN_CI
 
 

@@ -12,11 +12,11 @@ import sys
 
 import numpy as np
 import pytest
+from extras import import_extra
 
 import minidl
 from minidl import nn
 from minidl.export import OPSET, to_onnx, to_torch
-from extras import import_extra
 
 PROFILES = ("torch", "megengine", "mindspore", "mindspore-2.1")
 MINDSPORE = ("mindspore", "mindspore-2.1")

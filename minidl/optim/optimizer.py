@@ -278,6 +278,15 @@ def _fma(a: Any, b: Any, c: np.ndarray, out: np.ndarray | None = None) -> np.nda
     return out
 
 
+def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
+    """``start.lerp_(end, weight)`` in place, in torch's two-branch form (each branch one fused
+    multiply-add)."""
+    weight = start.dtype.type(weight)
+    if weight < 0.5:
+        return _fma(end - start, weight, start, out=start)
+    return _fma(end - start, -(1 - weight), end, out=start)
+
+
 def _check_nonnegative(group: dict[str, Any], key: str, label: str) -> None:
     value = group.get(key)
     if value is None:

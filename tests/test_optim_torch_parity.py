@@ -252,7 +252,7 @@ def test_scheduler_values_equal_torch(torch, name, kwargs, optimizer):
         assert ours_sched.get_last_lr() == theirs_sched.get_last_lr()
 
 
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step()`")
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler")
 def test_one_cycle_stops_at_its_total_as_torch(torch):
     for module, opt in zip((lr_scheduler, torch.optim.lr_scheduler), _optimizers(torch)):
         sched = module.OneCycleLR(opt, max_lr=0.1, total_steps=3)

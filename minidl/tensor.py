@@ -5,6 +5,10 @@ forward, a ``backward(g)`` closure that maps the output gradient to one gradient
 (``None`` where a parent needs none). :meth:`Tensor.backward` walks the graph in an iterative
 topological order (deep graphs cannot overflow the stack), accumulates into leaf ``.grad`` and
 frees each node as it goes, so the saved arrays are released after every backward.
+
+In-place ops (:mod:`minidl._inplace`) follow PyTorch's autograd rules with version counting
+(:mod:`minidl._versions`); the methods that PyTorch scripts use beyond the core ones here live
+in :mod:`minidl._tensor_ops`.
 """
 
 from __future__ import annotations
@@ -15,37 +19,24 @@ from typing import Any
 
 import numpy as np
 
-from . import _state
-
-float32 = np.dtype(np.float32)
-float64 = np.dtype(np.float64)
-int64 = np.dtype(np.int64)
+from . import _dtypes, _versions
+from ._device import cpu_device
+from ._dtypes import float32, int64
+from ._grad_mode import (  # noqa: F401  (re-exported)
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from ._inplace import InplaceOps
+from ._state import grad_mode as _thread_mode
+from ._tensor_ops import TensorOps
 
 Backward = Callable[[np.ndarray], Sequence[np.ndarray | None]]
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
-
-
-class no_grad:
-    """Context manager (and decorator) that records no graph: ops inside need no gradient."""
-
-    def __enter__(self) -> None:
-        self._previous = _state.grad_enabled
-        _state.grad_enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        _state.grad_enabled = self._previous
-
-    def __call__(self, fn: Callable) -> Callable:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with no_grad():
-                return fn(*args, **kwargs)
-
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-        return wrapper
-
-
-def is_grad_enabled() -> bool:
-    return _state.grad_enabled
+MinResult = namedtuple("MinResult", ["values", "indices"])
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -81,13 +72,41 @@ def _result(data: np.ndarray, parents: tuple[Tensor, ...], backward: Backward) -
     out._backward = None
     out._parents = ()
     out.requires_grad = False
-    if _state.grad_enabled:
+    if _thread_mode.enabled:
         for parent in parents:
             if parent.requires_grad:
                 out.requires_grad = True
                 out._parents = parents
                 out._backward = backward
+                out._epoch = _clock
                 break
+    return out
+
+
+def _view(data: np.ndarray, parent: Tensor, backward: Backward) -> Tensor:
+    """The output of a view op: :func:`_result`, remembering the tensor it views (in-place
+    ops through views need it)."""
+    out = _result(data, (parent,), backward)
+    out._base = parent
+    return out
+
+
+_clock = 0
+"""Counts the in-place ops run in this process; graph nodes record it (``_epoch``) so that
+backward can tell what was written after a node was made. While it is 0, backward skips the
+version checks."""
+
+
+def _tick() -> None:
+    global _clock
+    _clock += 1
+
+
+def _leaf(data: np.ndarray, requires_grad: bool = False) -> Tensor:
+    """A leaf tensor around ``data`` itself (no copy, no dtype change)."""
+    out = _result(data, (), _freed)
+    if requires_grad:
+        out.requires_grad_(True)
     return out
 
 
@@ -127,10 +146,11 @@ def _expand_reduced(grad: np.ndarray, dims: tuple[int, ...], keepdim: bool, shap
     return np.broadcast_to(grad, shape)
 
 
-class Tensor:
+class Tensor(TensorOps, InplaceOps):
     """An n-dimensional array with autograd. Create one with :func:`minidl.tensor`."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_epoch", "_base",
+                 "_history", "__weakref__")
     __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -176,11 +196,6 @@ class Tensor:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
 
-    def item(self) -> float | int | bool:
-        if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.data.item()
-
     def tolist(self) -> Any:
         return self.data.tolist()
 
@@ -188,9 +203,6 @@ class Tensor:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
@@ -254,8 +266,11 @@ class Tensor:
         order: list[Tensor] = []
         seen = {id(self)}
         stack: list[tuple[Tensor, int]] = [(self, 0)]
+        checking = _clock != 0
         while stack:
             node, next_parent = stack.pop()
+            if checking and next_parent == 0 and node._backward is not None:
+                _versions.revise(node)
             if next_parent < len(node._parents):
                 stack.append((node, next_parent + 1))
                 parent = node._parents[next_parent]
@@ -305,11 +320,15 @@ class Tensor:
     def __mul__(self, other: Any) -> Tensor:
         other = _wrap(other, self)
         a, b = self.data, other.data
+        a_shape, b_shape = a.shape, b.shape
+        # save each operand only for the other's gradient, as PyTorch does
+        saved_b = b if self.requires_grad else None
+        saved_a = a if other.requires_grad else None
 
         def backward(g):
             return (
-                _unbroadcast(g * b, a.shape) if self.requires_grad else None,
-                _unbroadcast(g * a, b.shape) if other.requires_grad else None,
+                None if saved_b is None else _unbroadcast(g * saved_b, a_shape),
+                None if saved_a is None else _unbroadcast(g * saved_a, b_shape),
             )
 
         return _result(a * b, (self, other), backward)
@@ -320,11 +339,13 @@ class Tensor:
     def __truediv__(self, other: Any) -> Tensor:
         other = _wrap(other, self)
         a, b = self.data, other.data
+        a_shape, b_shape = a.shape, b.shape
+        saved_a = a if other.requires_grad else None
 
         def backward(g):
             return (
-                _unbroadcast(g / b, a.shape) if self.requires_grad else None,
-                _unbroadcast(-g * a / (b * b), b.shape) if other.requires_grad else None,
+                _unbroadcast(g / b, a_shape),
+                None if saved_a is None else _unbroadcast(-g * saved_a / (b * b), b_shape),
             )
 
         return _result(a / b, (self, other), backward)
@@ -381,7 +402,7 @@ class Tensor:
     def reshape(self, *shape: Any) -> Tensor:
         shape = _shape_args(shape)
         old = self.shape
-        return _result(self.data.reshape(shape), (self,), lambda g: (g.reshape(old),))
+        return _view(self.data.reshape(shape), self, lambda g: (g.reshape(old),))
 
     view = reshape
 
@@ -407,7 +428,7 @@ class Tensor:
     def permute(self, *dims: Any) -> Tensor:
         dims = tuple(d % self.ndim for d in _shape_args(dims))
         inverse = tuple(np.argsort(dims))
-        return _result(self.data.transpose(dims), (self,), lambda g: (g.transpose(inverse),))
+        return _view(self.data.transpose(dims), self, lambda g: (g.transpose(inverse),))
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         dims = list(range(self.ndim))
@@ -431,29 +452,30 @@ class Tensor:
             )
         )
         old = self.shape
-        return _result(
-            np.broadcast_to(self.data, shape), (self,), lambda g: (_unbroadcast(g, old),)
-        )
+        return _view(np.broadcast_to(self.data, shape), self, lambda g: (_unbroadcast(g, old),))
 
     def __getitem__(self, index: Any) -> Tensor:
-        if isinstance(index, Tensor):
-            index = index.data
-        elif isinstance(index, tuple):
-            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        index = _plain_index(index)
         shape, dtype = self.shape, self.dtype
+        basic = _is_basic_index(index)
 
         def backward(g):
             full = np.zeros(shape, dtype)
-            if _is_basic_index(index):
+            if basic:
                 full[index] += g
             else:
                 np.add.at(full, index, g)
             return (full,)
 
+        if basic:
+            return _view(self.data[index], self, backward)
         return _result(self.data[index], (self,), backward)
 
     # ---- reductions -------------------------------------------------------------------
-    def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+    def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False, *,
+            dtype: Any = None) -> Tensor:
+        if dtype is not None:
+            return self.to(dtype).sum(dim, keepdim)
         dims = _normalize_dims(dim, self.ndim)
         shape = self.shape
         return _result(
@@ -462,7 +484,10 @@ class Tensor:
             lambda g: (_expand_reduced(g, dims, keepdim, shape),),
         )
 
-    def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+    def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False, *,
+             dtype: Any = None) -> Tensor:
+        if dtype is not None:
+            return self.to(dtype).mean(dim, keepdim)
         dims = _normalize_dims(dim, self.ndim)
         count = int(np.prod([self.shape[d] for d in dims])) if self.ndim else 1
         shape = self.shape
@@ -472,22 +497,21 @@ class Tensor:
             lambda g: (_expand_reduced(g / count, dims, keepdim, shape),),
         )
 
-    def var(self, dim=None, keepdim: bool = False, correction: int = 1) -> Tensor:
-        dims = _normalize_dims(dim, self.ndim)
-        count = int(np.prod([self.shape[d] for d in dims])) if self.ndim else 1
-        centered = self - self.mean(dims, keepdim=True)
-        return (centered * centered).sum(dims, keepdim=keepdim) / max(count - correction, 0)
-
-    def max(self, dim: int | None = None, keepdim: bool = False) -> Tensor | MaxResult:
+    def max(self, dim: int | Tensor | None = None, keepdim: bool = False) -> Tensor | MaxResult:
         """``max()`` returns the largest value (its gradient split evenly among ties, as
         PyTorch does); ``max(dim)`` returns ``(values, indices)`` with the gradient going to
-        the returned index."""
-        return self._extreme(dim, keepdim, np.argmax)
+        the returned index; ``max(other)`` is the elementwise :meth:`maximum`."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        return self._extreme(dim, keepdim, np.argmax, MaxResult)
 
-    def min(self, dim: int | None = None, keepdim: bool = False) -> Tensor | MaxResult:
-        return self._extreme(dim, keepdim, np.argmin)
+    def min(self, dim: int | Tensor | None = None, keepdim: bool = False) -> Tensor | MinResult:
+        """Like :meth:`max`, for the smallest values."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        return self._extreme(dim, keepdim, np.argmin, MinResult)
 
-    def _extreme(self, dim, keepdim, arg_fn) -> Tensor | MaxResult:
+    def _extreme(self, dim, keepdim, arg_fn, result_type) -> Tensor | MaxResult | MinResult:
         a = self.data
         if dim is None:
             value = a.max() if arg_fn is np.argmax else a.min()
@@ -500,9 +524,10 @@ class Tensor:
         dim = dim % a.ndim
         kept_indices = np.expand_dims(arg_fn(a, axis=dim), dim)
         values = np.take_along_axis(a, kept_indices, axis=dim)
+        shape, dtype = a.shape, a.dtype
 
         def backward(g):
-            full = np.zeros_like(a)
+            full = np.zeros(shape, dtype)
             g = g if keepdim else np.expand_dims(g, dim)
             np.put_along_axis(full, kept_indices, g, axis=dim)
             return (full,)
@@ -510,7 +535,7 @@ class Tensor:
         indices = kept_indices
         if not keepdim:
             values, indices = values.squeeze(dim), indices.squeeze(dim)
-        return MaxResult(_result(values, (self,), backward), Tensor(indices))
+        return result_type(_result(values, (self,), backward), Tensor(indices))
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         if dim is None:
@@ -548,17 +573,23 @@ class Tensor:
         return _result(out, (self,), lambda g: (g * out * (1 - out),))
 
     def relu(self) -> Tensor:
-        a = self.data
-        return _result(np.maximum(a, 0), (self,), lambda g: (g * (a > 0),))
+        out = np.maximum(self.data, 0)
+        return _result(out, (self,), lambda g: (g * (out > 0),))
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
         a = self.data
-        inside = np.ones(a.shape, bool)
-        if min is not None:
-            inside &= a >= min
-        if max is not None:
-            inside &= a <= max
-        return _result(np.clip(a, min, max), (self,), lambda g: (g * inside,))
+
+        def backward(g):
+            inside = np.ones(a.shape, bool)
+            if min is not None:
+                inside &= a >= min
+            if max is not None:
+                inside &= a <= max
+            return (g * inside,)
+
+        return _result(np.clip(a, min, max), (self,), backward)
+
+    clip = clamp
 
     def softmax(self, dim: int) -> Tensor:
         out = _softmax(self.data, dim)
@@ -578,23 +609,6 @@ class Tensor:
 
         return _result(out, (self,), backward)
 
-    # ---- dtype ------------------------------------------------------------------------
-    def to(self, dtype: Any) -> Tensor:
-        dtype = np.dtype(dtype)
-        if dtype == self.dtype:
-            return self
-        old = self.dtype
-        return _result(self.data.astype(dtype), (self,), lambda g: (g.astype(old),))
-
-    def float(self) -> Tensor:
-        return self.to(float32)
-
-    def double(self) -> Tensor:
-        return self.to(float64)
-
-    def long(self) -> Tensor:
-        return Tensor(self.data.astype(np.int64))
-
 
 # ---- helpers and free functions ---------------------------------------------------------
 def _wrap(value: Any, like: Tensor) -> Tensor:
@@ -613,6 +627,26 @@ def _shape_args(args: tuple) -> tuple[int, ...]:
     return tuple(args)
 
 
+def _plain_index(index: Any) -> Any:
+    """``index`` with tensors replaced by their arrays (numpy indexes with those)."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def _mask_array(mask: Any, shape: tuple[int, ...], op: str) -> np.ndarray:
+    """A bool mask that broadcasts to ``shape`` (PyTorch refuses masks of other dtypes)."""
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"{op} only supports boolean masks, but got mask with dtype {m.dtype}")
+    if np.broadcast_shapes(m.shape, shape) != tuple(shape):
+        raise RuntimeError(f"{op}: the mask of shape {list(m.shape)} does not broadcast to the "
+                           f"tensor's shape {list(shape)}")
+    return m
+
+
 def _is_basic_index(index: Any) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
     return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
@@ -629,24 +663,34 @@ def _softmax(a: np.ndarray, dim: int) -> np.ndarray:
     return e / e.sum(axis=dim, keepdims=True)
 
 
-def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    """Create a tensor: float32 by default for Python floats, float64 kept when given."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+def tensor(data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False,
+           pin_memory: bool = False) -> Tensor:
+    """Create a tensor (a copy of ``data``): float32 by default for Python floats, float64
+    kept when given; ``device`` must name the CPU."""
+    if device is not None:
+        cpu_device(device)
+    return Tensor(data, requires_grad=requires_grad,
+                  dtype=None if dtype is None else _dtypes.as_dtype(dtype))
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product with numpy's (and PyTorch's) broadcasting and vector rules."""
     x, y = a.data, b.data
+    # treat vectors as 1-row / 1-column matrices; keep each only for the other's gradient
+    x2 = x[None, :] if x.ndim == 1 else x
+    y2 = y[:, None] if y.ndim == 1 else y
+    x_shape, y_shape, x2_shape, y2_shape = x.shape, y.shape, x2.shape, y2.shape
+    saved_x = x2 if b.requires_grad else None
+    saved_y = y2 if a.requires_grad else None
 
     def backward(g):
-        x2 = x[None, :] if x.ndim == 1 else x  # treat vectors as 1-row / 1-column matrices
-        y2 = y[:, None] if y.ndim == 1 else y
-        g2 = np.reshape(g, np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
-                        + (x2.shape[-2], y2.shape[-1]))
+        g2 = np.reshape(g, np.broadcast_shapes(x2_shape[:-2], y2_shape[:-2])
+                        + (x2_shape[-2], y2_shape[-1]))
         ga = gb = None
-        if a.requires_grad:
-            ga = _unbroadcast(g2 @ np.swapaxes(y2, -1, -2), x2.shape).reshape(x.shape)
-        if b.requires_grad:
-            gb = _unbroadcast(np.swapaxes(x2, -1, -2) @ g2, y2.shape).reshape(y.shape)
+        if saved_y is not None:
+            ga = _unbroadcast(g2 @ np.swapaxes(saved_y, -1, -2), x2_shape).reshape(x_shape)
+        if saved_x is not None:
+            gb = _unbroadcast(np.swapaxes(saved_x, -1, -2) @ g2, y2_shape).reshape(y_shape)
         return ga, gb
 
     return _result(x @ y, (a, b), backward)

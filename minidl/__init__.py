@@ -1,6 +1,6 @@
 """minidl: a small deep-learning framework whose convolutions run in Cython."""
 
-from . import accelerator, cuda, data, memory, nn, optim, profiles
+from . import accelerator, cuda, data, memory, nn, optim, profiles, utils
 from ._device import device
 from ._dtypes import bool_ as bool
 from ._dtypes import float32, float64, int8, int16, int32, int64, uint8
@@ -31,6 +31,7 @@ from ._factories import (
 )
 from ._functions import FUNCTIONS as _FUNCTIONS
 from ._functions import is_floating_point, is_tensor, max, min, pow
+from ._generator import Generator
 from ._grad_mode import (
     enable_grad,
     inference_mode,
@@ -52,6 +53,7 @@ globals().update(_FUNCTIONS)  # minidl.sum, minidl.flatten, ...: see minidl/_fun
 __version__ = "0.1.0"
 
 __all__ = [
+    "Generator",
     "Tensor",
     "accelerator",
     "cuda",
@@ -74,6 +76,7 @@ __all__ = [
     "set_num_threads",
     "stack",
     "tensor",
+    "utils",
     "where",
     # factories
     "arange",

@@ -10,7 +10,7 @@ name:
 * a PyTorch checkpoint in the zip format ``torch.save`` writes (since torch 1.6). It is read
   without torch and without running code, as ``torch.load(weights_only=True)`` does: the
   pickled index may only name tensors, storages, ``torch.Size``, ``torch.device`` (read as
-  its string) and plain containers; tensors
+  a ``minidl.device``) and plain containers; tensors
   become numpy arrays (bfloat16 as float32), through nested dicts, lists and tuples;
 * anything else - a plain pickle, PyTorch's legacy (pre-1.6) format - is refused with a
   ValueError: unpickling arbitrary data can run arbitrary code.
@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ._device import device
 from .nn.module import Module, _to_numpy
 
 __all__ = ["save", "load"]
@@ -176,11 +177,6 @@ def _size(values: Any = ()) -> tuple[int, ...]:
     return tuple(values)
 
 
-def _device(kind: str, index: int | None = None) -> str:
-    """``torch.device`` becomes its string, ``'cpu'`` or ``'cuda:0'``."""
-    return str(kind) if index is None else f"{kind}:{index}"
-
-
 _ALLOWED_GLOBALS = {
     ("collections", "OrderedDict"): OrderedDict,
     ("collections", "Counter"): collections.Counter,
@@ -190,7 +186,7 @@ _ALLOWED_GLOBALS = {
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch", "Size"): _size,
-    ("torch", "device"): _device,
+    ("torch", "device"): device,
 }
 
 

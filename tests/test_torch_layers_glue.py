@@ -103,18 +103,11 @@ def test_container_errors_as_torch(torch, make):
 
 
 # ---- Module.to / cpu / cuda ---------------------------------------------------------------------
-class _Device:
-    """Stands for a device object (``torch.device`` and ``minidl.device`` have ``.type``)."""
-
-    def __init__(self, kind):
-        self.type = kind
-
-
 def test_module_to_device_and_dtype():
     model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
     model(minidl.tensor(np.ones((4, 2), np.float32))).sum().backward()
     assert model.to("cpu") is model and model.cpu() is model
-    assert model.to(_Device("cpu")) is model and model.to(device="cpu") is model
+    assert model.to(minidl.device("cpu")) is model and model.to(device="cpu") is model
     assert model[0].weight.dtype == np.float32
     model.to("cpu", np.float64)
     assert model[0].weight.dtype == np.float64 and model[0].weight.grad.dtype == np.float64
@@ -133,7 +126,7 @@ def test_module_to_device_and_dtype():
     lambda m: m.cuda(0),
     lambda m: m.to("cuda"),
     lambda m: m.to("cuda:1"),
-    lambda m: m.to(_Device("mps")),
+    lambda m: m.to(minidl.device("mps")),
     lambda m: m.to(device="cuda", dtype=np.float64),
 ])
 def test_module_to_an_accelerator_says_cpu_only(call):

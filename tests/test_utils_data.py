@@ -9,7 +9,7 @@ import pytest
 
 import minidl
 import minidl.utils.data as mdata
-from minidl._generator import Generator
+from minidl import Generator
 
 
 def _plain(value):

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .._device import cpu_device
+from .._tensor_ops import _to_arguments
 from ..tensor import Tensor
 
 
@@ -180,8 +182,7 @@ class Module:
         PyTorch's. minidl runs on the CPU: ``'cpu'`` is accepted (nothing moves), any other
         device raises. A floating dtype casts every floating parameter, gradient and buffer
         (float64 for gradient checks); integer buffers keep their dtype."""
-        device, dtype = _parse_to(*args, **kwargs)
-        _check_cpu(device)
+        dtype, _ = _to_arguments(args, kwargs)  # Tensor.to's parsing; raises for a non-CPU device
         if dtype is None:
             return self
         if dtype.kind != "f":
@@ -205,7 +206,7 @@ class Module:
 
     def cuda(self, device: Any = None) -> Module:
         """Always raises: minidl has no CUDA backend."""
-        _check_cpu("cuda" if device is None else _device_type(device, cuda_int=True))
+        cpu_device("cuda")
         return self
 
     def double(self) -> Module:
@@ -287,62 +288,6 @@ class Module:
 
 def _key(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
-
-
-# ---- devices and dtypes for Module.to --------------------------------------------------------
-def _device_type(device: Any, cuda_int: bool = True) -> str:
-    """'cpu', 'cuda', ... from a string ('cuda:1'), a device object (``.type``) or an int
-    (a CUDA ordinal, as in PyTorch)."""
-    if isinstance(device, str):
-        return device.split(":")[0]
-    kind = getattr(device, "type", None)
-    if isinstance(kind, str):
-        return kind
-    if cuda_int and isinstance(device, int) and not isinstance(device, bool):
-        return "cuda"
-    raise TypeError(f"expected a device (a string such as 'cpu'), got {device!r}")
-
-
-def _check_cpu(device: str | None) -> None:
-    if device is not None and device != "cpu":
-        raise RuntimeError(
-            f"minidl runs on the CPU only: device {device!r} is not available (there is no "
-            "CUDA or other accelerator backend); use 'cpu' (torch.cuda.is_available() is "
-            "False in minidl)"
-        )
-
-
-def _as_dtype(value: Any) -> np.dtype | None:
-    if isinstance(value, (str, bool)) or value is None:
-        return None
-    try:
-        return np.dtype(value)
-    except TypeError:
-        return None
-
-
-def _parse_to(*args: Any, **kwargs: Any) -> tuple[str | None, np.dtype | None]:
-    """(device type, dtype) from the arguments of ``Module.to`` / ``Tensor.to``."""
-    kwargs.pop("non_blocking", None)
-    kwargs.pop("copy", None)
-    kwargs.pop("memory_format", None)
-    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-    if kwargs:
-        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-    args = list(args)
-    if args and isinstance(args[-1], bool):  # to(dtype, non_blocking) positionally
-        args.pop()
-    if len(args) > 2:
-        raise TypeError(f"to() takes at most 2 positional arguments, got {len(args)}")
-    for arg in args:
-        if isinstance(arg, Tensor):
-            dtype = arg.dtype
-        elif _as_dtype(arg) is not None:
-            dtype = arg
-        else:
-            device = arg
-    device_type = None if device is None else _device_type(device)
-    return device_type, (None if dtype is None else _as_dtype(dtype))
 
 
 class Sequential(Module):

@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._device import device
+from ._device import cpu_device, device
 from .nn.module import Module, _to_numpy
 
 __all__ = ["save", "load"]
@@ -74,10 +74,25 @@ def save(obj: Mapping[str, Any], f: FileLike) -> None:
         np.savez(file, **arrays)
 
 
-def load(f: FileLike) -> Any:
+def load(
+    f: FileLike,
+    map_location: Any = None,
+    pickle_module: Any = None,
+    *,
+    weights_only: bool | None = None,
+    mmap: bool | None = None,
+) -> Any:
     """Read a checkpoint, recognised by its content: a file written by :func:`save` (any
     ``.npz``) gives an ``OrderedDict`` name -> numpy; a PyTorch zip checkpoint gives what was
-    saved, with every tensor as a numpy array. ``f`` is a path or a binary file object."""
+    saved, with every tensor as a numpy array. ``f`` is a path or a binary file object.
+
+    PyTorch's keywords are accepted: ``map_location`` may name the CPU (a string, a device, or
+    a dict mapping to the CPU; any other device raises); loading is always weights only,
+    whatever ``weights_only`` says, and ``mmap`` changes nothing. ``pickle_module`` is refused:
+    minidl never unpickles."""
+    _check_map_location(map_location)
+    if pickle_module is not None:
+        raise TypeError("minidl.load never unpickles, so it takes no pickle_module")
     name, raw = _read(f)
     if raw[:4] in _ZIP_MAGIC:
         return _load_zip(name, raw)
@@ -93,6 +108,21 @@ def load(f: FileLike) -> Any:
         f"{raw[:8]!r}). MindSpore .ckpt files: load them with mindspore.load_checkpoint and "
         "pass {name: p.asnumpy()}; MegEngine .pkl files: megengine.load, then pass the dict"
     )
+
+
+def _check_map_location(map_location: Any) -> None:
+    if map_location is None:
+        return
+    if isinstance(map_location, Mapping):
+        for target in map_location.values():
+            cpu_device(target)
+    elif isinstance(map_location, (str, device)):
+        cpu_device(map_location)
+    else:
+        raise TypeError(
+            "map_location must be None, a device, a string or a dict of them, got "
+            f"{type(map_location).__name__}"
+        )
 
 
 def _read(f: FileLike) -> tuple[str, bytes]:

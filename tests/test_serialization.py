@@ -198,3 +198,15 @@ def test_a_torch_checkpoint_missing_a_storage(torch, tmp_path):
                 target.writestr(item, source.read(item))
     with pytest.raises(ValueError, match=r"has no entry 'full/data/0'"):
         minidl.load(tmp_path / "broken.pt")
+
+
+def test_torch_load_keywords_are_accepted(tmp_path):
+    minidl.save({"w": np.ones(2)}, tmp_path / "w.pth")
+    for kwargs in [dict(weights_only=True), dict(map_location="cpu"), dict(weights_only=False),
+                   dict(map_location=minidl.device("cpu"), mmap=True),
+                   dict(map_location={"cuda:0": "cpu"})]:
+        np.testing.assert_array_equal(minidl.load(tmp_path / "w.pth", **kwargs)["w"], [1, 1])
+    with pytest.raises(RuntimeError, match="CPU only"):
+        minidl.load(tmp_path / "w.pth", map_location="cuda:0")
+    with pytest.raises(TypeError, match="never unpickles"):
+        minidl.load(tmp_path / "w.pth", pickle_module=pickle)

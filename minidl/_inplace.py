@@ -35,12 +35,20 @@ def _operand(value: Any, like: Tensor) -> Tensor:
 
 def _check_broadcast(t: Tensor, *operands: Tensor) -> None:
     for o in operands:
-        shape = np.broadcast_shapes(t.shape, o.shape)
+        shape = _broadcast(t.shape, o.shape)
         if shape != t.shape:
             raise RuntimeError(
                 f"output with shape {list(t.shape)} doesn't match the broadcast shape "
                 f"{list(shape)}"
             )
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        raise RuntimeError(f"the shapes {list(a)} and {list(b)} do not broadcast together") \
+            from None
 
 
 def _check_writable(t: Tensor, op: str) -> None:
@@ -247,7 +255,8 @@ class InplaceOps:
             operands, fill = (), value
 
         def backward():
-            return lambda g: (None, *((g.sum().astype(value.dtype),) if operands else ()))
+            return lambda g: (np.zeros_like(g),
+                              *((g.sum().astype(value.dtype),) if operands else ()))
 
         return apply(self, "fill_", operands, lambda a: a.fill(fill), backward)
 
@@ -257,7 +266,8 @@ class InplaceOps:
         shape, dtype = src.shape, src.dtype
 
         def backward():
-            return lambda g: (None, _t._unbroadcast(g, shape).astype(dtype, copy=False))
+            return lambda g: (np.zeros_like(g),
+                              _t._unbroadcast(g, shape).astype(dtype, copy=False))
 
         return apply(self, "copy_", (src,), lambda a: np.copyto(a, src.data, casting="unsafe"),
                      backward)
@@ -300,8 +310,7 @@ class InplaceOps:
         index = _t._plain_index(index)
         value = value if isinstance(value, _t.Tensor) else _t._wrap(value, self)
         target = self.data[index]
-        shape = np.broadcast_shapes(np.shape(target), value.shape)
-        if shape != np.shape(target):
+        if _broadcast(np.shape(target), value.shape) != np.shape(target):
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} "
                                f"cannot be broadcast to indexing result of shape "
                                f"{list(np.shape(target))}")
@@ -322,4 +331,5 @@ class InplaceOps:
 
 
 def _no_gradient() -> InplaceBackward:
-    return lambda g: (None,)
+    """The old values were overwritten: they get a zero gradient (as in PyTorch)."""
+    return lambda g: (np.zeros_like(g),)

@@ -95,15 +95,25 @@ def revise(node: Tensor) -> None:
                 "it was written after the op that saved it ran. Hint: clone() it before the "
                 "in-place op, or use the out-of-place op."
             )
-    found = record(node.data)
-    if found is not None and found.rebased > epoch and getattr(node, "_base", None) is not None:
-        raise RuntimeError(
-            f"a view ([{_describe(node)}]) is used in backward after the tensor it views was "
-            "changed by a differentiable in-place op; minidl cannot rebuild the view's graph "
-            "(PyTorch can): take the view again after the in-place op, or clone() it first"
-        )
+    for p in node._parents:
+        check_view(p, epoch)
     if any(_rewritten_since(p, epoch) for p in node._parents):
         node._parents = tuple(as_of(p, epoch) for p in node._parents)
+
+
+def check_view(view: Tensor, used_at: int) -> None:
+    """Raise if ``view`` is used at op clock ``used_at`` after the tensor it views was changed
+    by a differentiable in-place op: PyTorch rebuilds such a view's graph, minidl does not (a
+    use from before the change is fine: the view's graph is right for it)."""
+    if getattr(view, "_base", None) is None or not view.requires_grad or view.is_leaf:
+        return
+    found = record(view.data)
+    if found is not None and view._epoch < found.rebased <= used_at:
+        raise RuntimeError(
+            f"a view ([{_describe(view)}]) is used after the tensor it views was changed by a "
+            "differentiable in-place op; minidl cannot rebuild the view's graph (PyTorch can): "
+            "take the view again after the in-place op, or clone() it first"
+        )
 
 
 def _rewritten_since(tensor: Tensor, epoch: int) -> bool:

@@ -40,8 +40,9 @@ MinResult = namedtuple("MinResult", ["values", "indices"])
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """PyTorch's dtype rules: Python floats become float32, numpy floating arrays keep their
-    dtype (float64 stays float64, half precision becomes float32), integers and bools stay."""
+    """PyTorch's dtype rules: Python floats become float32, Python ints int64; numpy arrays
+    keep their dtype (float64 stays float64, int32 stays int32), but half precision becomes
+    float32 (minidl has none)."""
     if isinstance(data, Tensor):
         data = data.data
     elif hasattr(data, "detach") and hasattr(data, "numpy"):  # a torch tensor
@@ -53,9 +54,9 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
         return array.astype(np.float32)
     if array.dtype == np.float16:
         return array.astype(np.float32)
-    if array.dtype.kind in "iu":
-        return array.astype(np.int64)
-    if array.dtype.kind not in "fb":
+    if array.dtype.kind in "iu" and not isinstance(data, (np.ndarray, np.integer)):
+        return array.astype(np.int64)  # Python ints; numpy integer arrays keep their dtype
+    if array.dtype.kind not in "fbiu":
         raise TypeError(f"cannot make a tensor from data of dtype {array.dtype}")
     return array
 
@@ -245,6 +246,8 @@ class Tensor(TensorOps, InplaceOps):
             seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, self.dtype)
             if seed.shape != self.shape:
                 raise ValueError(f"grad has shape {seed.shape}, the tensor has shape {self.shape}")
+        if _clock:
+            _versions.check_view(self, _clock)
         grads: dict[int, np.ndarray] = {id(self): seed}
         for node in reversed(self._topological_order()):
             grad_out = grads.pop(id(node), None)

@@ -262,7 +262,8 @@ def _check_indices(op: str, input: Any) -> np.ndarray:
     return input.data
 
 
-def _renorm_rows(weight: np.ndarray, rows: np.ndarray, max_norm: float, norm_type: float):
+def _renorm_rows(weight: np.ndarray, rows: np.ndarray, max_norm: float,
+                 norm_type: float) -> None:
     """``torch.embedding_renorm_``: rows (looked up) whose norm exceeds ``max_norm`` are
     scaled in place to norm ``max_norm`` (with PyTorch's 1e-7 guard)."""
     rows = np.unique(rows)

@@ -312,7 +312,8 @@ class OneCycleLR(LRScheduler):
             self._set_up_momentum(optimizer, base_momentum, max_momentum, last_epoch)
         super().__init__(optimizer, last_epoch)
 
-    def _set_up_momentum(self, optimizer: Optimizer, base: Any, top: Any, last_epoch: int):
+    def _set_up_momentum(self, optimizer: Optimizer, base: Any, top: Any,
+                         last_epoch: int) -> None:
         if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
             raise ValueError(
                 "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
@@ -380,7 +381,8 @@ def _total_steps(total_steps: Any, epochs: Any, steps_per_epoch: Any) -> int:
 
 
 def _one_cycle_phases(pct_start: float, total: int, three_phase: bool) -> list[dict[str, Any]]:
-    def phase(end_step, start_lr, end_lr, start_momentum, end_momentum):
+    def phase(end_step: float, start_lr: str, end_lr: str, start_momentum: str,
+              end_momentum: str) -> dict[str, Any]:
         return {"end_step": end_step, "start_lr": start_lr, "end_lr": end_lr,
                 "start_momentum": start_momentum, "end_momentum": end_momentum}
 

@@ -498,45 +498,19 @@ class DataLoader(Generic[T_co]):
         seed: int | None = None,
     ) -> None:
         _check_worker_options(num_workers, timeout, prefetch_factor, persistent_workers)
-        dataset = _tuple_of_arrays(dataset)
-        if not isinstance(dataset, IterableDataset) and not (
-            hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")
-        ):
-            raise TypeError(
-                "DataLoader needs a dataset with __getitem__ and __len__ (or an "
-                f"IterableDataset), got {type(dataset).__name__}"
-            )
-        if seed is not None:
-            if generator is not None:
-                raise ValueError("give DataLoader a generator or a seed, not both")
-            generator = np.random.default_rng(seed)
-        if generator is not None:
-            numpy_generator(generator)  # rejects other types now, not at the first epoch
-        self.dataset = dataset
+        self.dataset = dataset = _checked_dataset(dataset)
         self._rows = _batched_rows(dataset)
+        self.generator = generator = _generator_or_seed(generator, seed)
         self.num_workers, self.timeout = num_workers, timeout
         self.prefetch_factor = 2 if num_workers > 0 and prefetch_factor is None else prefetch_factor
         self.pin_memory, self.pin_memory_device = pin_memory, pin_memory_device
         self.worker_init_fn, self.multiprocessing_context = worker_init_fn, multiprocessing_context
         self.persistent_workers, self.in_order = persistent_workers, in_order
-        self.generator = generator
         if isinstance(dataset, IterableDataset):
             _check_iterable_options(shuffle, sampler, batch_sampler)
         shuffle = bool(shuffle)
-        if sampler is not None and shuffle:
-            raise ValueError("sampler option is mutually exclusive with shuffle")
-        if batch_sampler is not None:
-            if batch_size != 1 or shuffle or sampler is not None or drop_last:
-                raise ValueError(
-                    "batch_sampler option is mutually exclusive with batch_size, shuffle, "
-                    "sampler, and drop_last"
-                )
-            batch_size, drop_last = None, False
-        elif batch_size is None and drop_last:
-            raise ValueError(
-                "batch_size=None option disables auto-batching and is mutually exclusive "
-                "with drop_last"
-            )
+        batch_size, drop_last = _check_batching(batch_size, shuffle, sampler, batch_sampler,
+                                                drop_last)
         if sampler is None and not isinstance(dataset, IterableDataset):
             sampler = (
                 RandomSampler(dataset, generator=generator) if shuffle
@@ -623,6 +597,48 @@ def _check_worker_options(
         raise ValueError("prefetch_factor option should be non-negative")
     if persistent_workers and num_workers == 0:
         raise ValueError("persistent_workers option needs num_workers > 0")
+
+
+def _checked_dataset(dataset: Any) -> Any:
+    dataset = _tuple_of_arrays(dataset)
+    if not isinstance(dataset, IterableDataset) and not (
+        hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")
+    ):
+        raise TypeError(
+            "DataLoader needs a dataset with __getitem__ and __len__ (or an IterableDataset), "
+            f"got {type(dataset).__name__}"
+        )
+    return dataset
+
+
+def _generator_or_seed(generator: Any, seed: int | None) -> Any:
+    if seed is not None:
+        if generator is not None:
+            raise ValueError("give DataLoader a generator or a seed, not both")
+        return np.random.default_rng(seed)
+    if generator is not None:
+        numpy_generator(generator)  # rejects other types now, not at the first epoch
+    return generator
+
+
+def _check_batching(batch_size: Any, shuffle: bool, sampler: Any, batch_sampler: Any,
+                    drop_last: bool) -> tuple[Any, bool]:
+    """PyTorch's exclusions between the batching options; (batch_size, drop_last) to use."""
+    if sampler is not None and shuffle:
+        raise ValueError("sampler option is mutually exclusive with shuffle")
+    if batch_sampler is not None:
+        if batch_size != 1 or shuffle or sampler is not None or drop_last:
+            raise ValueError(
+                "batch_sampler option is mutually exclusive with batch_size, shuffle, "
+                "sampler, and drop_last"
+            )
+        return None, False
+    if batch_size is None and drop_last:
+        raise ValueError(
+            "batch_size=None option disables auto-batching and is mutually exclusive with "
+            "drop_last"
+        )
+    return batch_size, drop_last
 
 
 def _check_iterable_options(shuffle: Any, sampler: Any, batch_sampler: Any) -> None:

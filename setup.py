@@ -5,8 +5,8 @@ platform's baseline (x86-64: SSE2), so a wheel built on one machine runs on any 
 kernels whose speed is their vectors (``direct_*``, ``depthwise_*``: one source each, included
 by one small module per instruction set) are also compiled for AVX2 + FMA and for AVX-512;
 ``minidl.runtime`` picks the widest the CPU has at import (``MINIDL_MAX_ISA`` caps it).  On
-other platforms (and with MSVC) only the baseline modules are built.  Modules compile in parallel, one per
-core.
+other platforms (and with MSVC) only the baseline modules are built.  Modules compile in
+parallel, one per core.
 
 Environment switches (for development):
   MINIDL_DEBUG=1      bounds checks and wraparound on, -O0 -g (find an out-of-range index)

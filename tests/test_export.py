@@ -400,3 +400,56 @@ def test_to_onnx_refuses_what_onnx_cannot_express(tmp_path):
         to_onnx(nn.BatchNorm2d(2, track_running_stats=False), x, tmp_path / "b.onnx")
     with pytest.raises(TypeError, match="float32 or float64"):
         to_onnx(nn.ReLU(), x.astype(np.int64), tmp_path / "c.onnx")
+
+
+# ---- the layers beyond the small CNN ------------------------------------------------------------
+def test_to_torch_channel_dropout_layer_norm_embedding_upsample(torch):
+    minidl.manual_seed(9)
+    exported = to_torch(nn.Sequential(nn.Dropout1d(0.1), nn.Dropout2d(0.2), nn.Dropout3d(0.3),
+                                      nn.Dropout(0.4)))
+    assert [type(m) for m in exported] == [torch.nn.Dropout1d, torch.nn.Dropout2d,
+                                           torch.nn.Dropout3d, torch.nn.Dropout]
+    assert [m.p for m in exported] == [0.1, 0.2, 0.3, 0.4]
+
+    model = nn.Sequential(nn.Embedding(10, 6, padding_idx=2), nn.LayerNorm(6),
+                          nn.Linear(6, 4)).double()
+    for p in model[1].parameters():  # away from ones and zeros
+        p.data = p.data + np.random.default_rng(3).standard_normal(p.shape)
+    exported = to_torch(model)
+    tokens = np.array([[1, 2, 9], [2, 0, 4]])
+    y, yt = model(minidl.tensor(tokens)), exported(torch.tensor(tokens))
+    np.testing.assert_allclose(yt.detach().numpy(), y.data, rtol=1e-12, atol=1e-13)
+    y.sum().backward()
+    yt.sum().backward()
+    expected = grads_in_torch_layout(model)
+    for key, param in exported.named_parameters():
+        np.testing.assert_allclose(param.grad.numpy(), expected[key], rtol=1e-10, atol=1e-12)
+
+    upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+    x = batch((2, 3, 4, 5)).astype(np.float32)
+    np.testing.assert_allclose(to_torch(upsample)(torch.tensor(x)).numpy(),
+                               upsample(minidl.tensor(x)).data, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_to_onnx_layer_norm(ort, affine, tmp_path):
+    minidl.manual_seed(10)
+    model = nn.Sequential(nn.Linear(5, 6), nn.LayerNorm((6,), elementwise_affine=affine))
+    if affine:
+        model[1].weight.data = np.linspace(0.5, 2, 6, dtype=np.float32)
+        model[1].bias.data = np.linspace(-1, 1, 6, dtype=np.float32)
+    x = batch((3, 4, 5)).astype(np.float32)
+    to_onnx(model, x, tmp_path / "ln.onnx")
+    np.testing.assert_allclose(run_onnx(ort, tmp_path / "ln.onnx", x),
+                               model(minidl.tensor(x)).data, rtol=1e-5, atol=1e-6)
+
+
+def test_to_onnx_refuses_layers_it_does_not_export(tmp_path):
+    model = nn.Sequential(nn.ReLU(), nn.Upsample(scale_factor=2))
+    with pytest.raises(NotImplementedError, match=r"cannot export Upsample \(at '1'\)"):
+        to_onnx(model, np.zeros((1, 2, 3, 3), np.float32), tmp_path / "u.onnx")
+
+
+def test_a_container_without_forward_is_refused():
+    with pytest.raises(NotImplementedError, match="ModuleList.*no forward"):
+        to_torch(nn.Sequential(nn.ModuleList([nn.ReLU()])))

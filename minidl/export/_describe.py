@@ -81,6 +81,35 @@ class Flatten:
 @dataclass(frozen=True)
 class Dropout:
     p: float  # the identity in eval mode
+    nd: int = 0  # 0: element-wise (Dropout); 1-3: channel-wise (Dropout1d/2d/3d)
+
+
+@dataclass(frozen=True)
+class LayerNorm:
+    normalized_shape: tuple[int, ...]
+    eps: float
+    elementwise_affine: bool
+    bias: bool
+
+
+@dataclass(frozen=True)
+class Embedding:
+    num_embeddings: int
+    embedding_dim: int
+    padding_idx: int | None
+    max_norm: float | None
+    norm_type: float
+    scale_grad_by_freq: bool
+    sparse: bool
+
+
+@dataclass(frozen=True)
+class Upsample:
+    size: Any
+    scale_factor: Any
+    mode: str
+    align_corners: bool | None
+    recompute_scale_factor: bool | None
 
 
 @dataclass(frozen=True)
@@ -139,6 +168,28 @@ def _avg_pool(layer: Module) -> Pool:
     )
 
 
+def _dropout(layer: _layers.Dropout) -> Dropout:
+    channel_wise = {_layers.Dropout1d: 1, _layers.Dropout2d: 2, _layers.Dropout3d: 3}
+    nd = next((n for cls, n in channel_wise.items() if isinstance(layer, cls)), 0)
+    return Dropout(float(layer.p), nd)
+
+
+def _layer_norm(layer: _layers.LayerNorm) -> LayerNorm:
+    return LayerNorm(tuple(layer.normalized_shape), float(layer.eps),
+                     bool(layer.elementwise_affine), layer.bias is not None)
+
+
+def _embedding(layer: _layers.Embedding) -> Embedding:
+    return Embedding(layer.num_embeddings, layer.embedding_dim, layer.padding_idx,
+                     layer.max_norm, layer.norm_type, bool(layer.scale_grad_by_freq),
+                     bool(layer.sparse))
+
+
+def _upsample(layer: _layers.Upsample) -> Upsample:
+    return Upsample(layer.size, layer.scale_factor, layer.mode, layer.align_corners,
+                    layer.recompute_scale_factor)
+
+
 DESCRIBERS: dict[type, Callable[[Any], Any]] = {
     _conv._ConvNd: _conv_layer,
     _layers.Linear: _linear,
@@ -155,7 +206,10 @@ DESCRIBERS: dict[type, Callable[[Any], Any]] = {
     _layers.LogSoftmax: lambda m: Activation("log_softmax", m.dim),  # before its base Softmax
     _layers.Softmax: lambda m: Activation("softmax", m.dim),
     _layers.Flatten: lambda m: Flatten(int(m.start_dim), int(m.end_dim)),
-    _layers.Dropout: lambda m: Dropout(float(m.p)),
+    _layers.Dropout: _dropout,
+    _layers.LayerNorm: _layer_norm,
+    _layers.Embedding: _embedding,
+    _layers.Upsample: _upsample,
     _layers.Identity: lambda m: Identity(),
 }
 
@@ -174,6 +228,9 @@ def describe(model: Module, where: str = "") -> Any:
                     for name, child in model.named_children()
                 ))
             return DESCRIBERS[base](model)
+    if cls.forward is Module.forward:
+        _refuse(model, where, "no forward() (a container such as ModuleList is used by a "
+                "model's own forward), so there is nothing to translate")
     _refuse(model, where, "a custom forward(), which minidl.export cannot translate")
 
 

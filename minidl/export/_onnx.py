@@ -236,6 +236,18 @@ def _flatten(op: d.Flatten, layer: Layer) -> str:
     return layer.node("Reshape", [layer.value, target])
 
 
+def _layer_norm(op: d.LayerNorm, layer: Layer) -> str:
+    shape = op.normalized_shape
+    if op.elementwise_affine:
+        scale = layer.weight("weight")
+    else:
+        scale = layer.weight("weight", np.ones(shape))
+    inputs = [layer.value, scale]
+    if op.elementwise_affine and op.bias:
+        inputs.append(layer.weight("bias"))
+    return layer.node("LayerNormalization", inputs, axis=-len(shape), epsilon=op.eps)
+
+
 EMITTERS: dict[type, Callable[[Any, Layer], str]] = {
     d.Conv: _conv,
     d.Linear: _linear,
@@ -246,7 +258,19 @@ EMITTERS: dict[type, Callable[[Any, Layer], str]] = {
     d.Flatten: _flatten,
     d.Dropout: lambda op, layer: layer.node("Identity", [layer.value]),
     d.Identity: lambda op, layer: layer.node("Identity", [layer.value]),
+    d.LayerNorm: _layer_norm,
 }
+
+
+def _emit(record: Any, layer: Layer) -> str:
+    emitter = EMITTERS.get(type(record))
+    if emitter is None:
+        kind = type(layer.module).__name__
+        raise NotImplementedError(
+            f"to_onnx cannot export {kind}{f' (at {layer.name!r})' if layer.name else ''}: "
+            f"docs/export.md lists what exports to ONNX; to_torch exports {kind}"
+        )
+    return emitter(record, layer)
 
 
 # ---- the model ----------------------------------------------------------------------------------
@@ -276,7 +300,7 @@ def build_graph(model: Module, example_input: Any) -> onnx.GraphProto:
     value, shape = "input", tuple(x.shape)
     with no_grad():
         for name, module, record in _leaves(op, model):
-            value = EMITTERS[type(record)](record, Layer(graph, name, module, shape, value))
+            value = _emit(record, Layer(graph, name, module, shape, value))
             x = module(x)
             shape = tuple(x.shape)
     graph.nodes.append(helper.make_node("Identity", [value], ["output"], name="output"))

@@ -197,6 +197,8 @@ ACTIVATIONS: dict[str, Callable[[Any], nn.Module]] = {
     "log_softmax": nn.LogSoftmax,
 }
 
+DROPOUTS = {0: nn.Dropout, 1: nn.Dropout1d, 2: nn.Dropout2d, 3: nn.Dropout3d}
+
 BUILDERS: dict[type, Callable[[Any, torch.dtype], nn.Module]] = {
     d.Conv: _conv,
     d.Linear: lambda op, dtype: nn.Linear(op.in_features, op.out_features, op.bias,
@@ -206,7 +208,14 @@ BUILDERS: dict[type, Callable[[Any, torch.dtype], nn.Module]] = {
     d.AdaptiveAvgPool2d: lambda op, _: nn.AdaptiveAvgPool2d(op.output_size),
     d.Activation: lambda op, _: ACTIVATIONS[op.name](op.argument),
     d.Flatten: lambda op, _: nn.Flatten(op.start_dim, op.end_dim),
-    d.Dropout: lambda op, _: nn.Dropout(op.p),
+    d.Dropout: lambda op, _: DROPOUTS[op.nd](op.p),
+    d.LayerNorm: lambda op, dtype: nn.LayerNorm(op.normalized_shape, op.eps,
+                                                op.elementwise_affine, op.bias, dtype=dtype),
+    d.Embedding: lambda op, dtype: nn.Embedding(
+        op.num_embeddings, op.embedding_dim, op.padding_idx, op.max_norm, op.norm_type,
+        op.scale_grad_by_freq, op.sparse, dtype=dtype),
+    d.Upsample: lambda op, _: nn.Upsample(op.size, op.scale_factor, op.mode, op.align_corners,
+                                          op.recompute_scale_factor),
     d.Identity: lambda op, _: nn.Identity(),
 }
 

@@ -2,11 +2,15 @@
 
 A checkpoint is a flat mapping of names to arrays, in whatever layout it was exported with
 (``model.state_dict(profile='megengine')`` writes MegEngine's shapes); pass the same
-``profile=`` to ``load_state_dict``. ``save`` always writes ``.npz`` bytes, whatever the file
-is called (``net.pth`` included), and ``load`` recognises a file by its content, never by its
-name:
+``profile=`` to ``load_state_dict``. ``save`` writes ``.npz`` bytes, whatever the file is
+called (``net.pth`` included), except to a name ending in ``.safetensors`` (or with
+``format='safetensors'``), which gets the safetensors format that PyTorch, Hugging Face and
+the ``safetensors`` package read. ``load`` recognises a file by its content, never by its name:
 
-* an ``.npz`` archive (a zip of ``.npy`` entries) - what :func:`save` writes;
+* an ``.npz`` archive (a zip of ``.npy`` entries) - what :func:`save` writes by default;
+* a safetensors file (an 8-byte little-endian header length, a JSON header, raw data), read
+  with numpy alone (``minidl/_safetensors.py``): an ``OrderedDict`` name -> numpy, bfloat16
+  as float32;
 * a PyTorch checkpoint in the zip format ``torch.save`` writes (since torch 1.6). It is read
   without torch and without running code, as ``torch.load(weights_only=True)`` does: the
   pickled index may only name tensors, storages, ``torch.Size``, ``torch.device`` (read as
@@ -32,6 +36,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from . import _safetensors
 from ._device import cpu_device, device
 from .nn.module import Module, _to_numpy
 
@@ -44,10 +49,17 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty arc
 _PICKLE_PROTOCOL = b"\x80"
 
 
-def save(obj: Mapping[str, Any], f: FileLike) -> None:
+FORMATS = ("npz", "safetensors")
+
+
+def save(obj: Mapping[str, Any], f: FileLike, *, format: str | None = None) -> None:
     """Write a mapping of names to arrays (numpy, minidl or torch tensors, numbers) to ``f`` (a
-    path or a binary file object) as an uncompressed ``.npz``, exactly at that path (no suffix
-    is added: ``save(model.state_dict(), 'net.pth')`` writes ``net.pth``)."""
+    path or a binary file object), exactly at that path (no suffix is added:
+    ``save(model.state_dict(), 'net.pth')`` writes ``net.pth``).
+
+    ``format``: 'npz' (an uncompressed ``.npz``) or 'safetensors'; by default 'safetensors'
+    when the file's name ends in ``.safetensors``, else 'npz'."""
+    format = _format(f, format)
     if isinstance(obj, Module):
         raise TypeError(
             "minidl.save takes a state dict: save(model.state_dict(), path) (or "
@@ -70,11 +82,31 @@ def save(obj: Mapping[str, Any], f: FileLike) -> None:
         if array.dtype == object:
             raise TypeError(f"minidl.save: {key!r} is not an array or a number: {value!r:.80}")
         arrays[key] = array
+    if format == "safetensors":
+        try:
+            raw = _safetensors.dumps(arrays)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"minidl.save: {error}") from None
+        _write(f, lambda file: file.write(raw))
+    else:
+        _write(f, lambda file: np.savez(file, **arrays))
+
+
+def _format(f: FileLike, format: str | None) -> str:
+    if format is None:
+        name = getattr(f, "name", "") if hasattr(f, "write") else os.fspath(f)
+        return "safetensors" if str(name).endswith(".safetensors") else "npz"
+    if format not in FORMATS:
+        raise ValueError(f"minidl.save: format must be one of {list(FORMATS)}, got {format!r}")
+    return format
+
+
+def _write(f: FileLike, write: Any) -> None:
     if hasattr(f, "write"):
-        np.savez(f, **arrays)
+        write(f)
         return
     with open(f, "wb") as file:
-        np.savez(file, **arrays)
+        write(file)
 
 
 def load(
@@ -86,8 +118,9 @@ def load(
     mmap: bool | None = None,
 ) -> Any:
     """Read a checkpoint, recognised by its content: a file written by :func:`save` (any
-    ``.npz``) gives an ``OrderedDict`` name -> numpy; a PyTorch zip checkpoint gives what was
-    saved, with every tensor as a numpy array. ``f`` is a path or a binary file object.
+    ``.npz`` or safetensors file) gives an ``OrderedDict`` name -> numpy; a PyTorch zip
+    checkpoint gives what was saved, with every tensor as a numpy array. ``f`` is a path or a
+    binary file object.
 
     PyTorch's keywords are accepted: ``map_location`` may name the CPU (a string, a device, or
     a dict mapping to the CPU; any other device raises); loading is always weights only,
@@ -104,17 +137,20 @@ def load(
             f"minidl.load: {name} holds one array (.npy), not a mapping of names to arrays; "
             "read it with numpy.load"
         )
+    if _safetensors.looks_like(raw):  # before the pickle check: a length may start with 0x80
+        return _safetensors.loads(raw, name)
     if raw[:1] == _PICKLE_PROTOCOL:
         raise ValueError(
-            f"minidl.load: {name} is a pickle, not an .npz file or a PyTorch zip checkpoint. "
+            f"minidl.load: {name} is a pickle, not an .npz, safetensors or PyTorch zip file. "
             "minidl never unpickles (it can run arbitrary code). A PyTorch file in the legacy "
             "(pre-1.6) format: load it with torch and save it again with torch.save's default "
             "zip format"
         )
     raise ValueError(
-        f"minidl.load: {name} is neither an .npz file nor a PyTorch checkpoint (it starts with "
-        f"{raw[:8]!r}). MindSpore .ckpt files: load them with mindspore.load_checkpoint and "
-        "pass {name: p.asnumpy()}; MegEngine .pkl files: megengine.load, then pass the dict"
+        f"minidl.load: {name} is neither an .npz file nor a PyTorch checkpoint nor a "
+        f"safetensors file (it starts with {raw[:8]!r}). MindSpore .ckpt files: load them "
+        "with mindspore.load_checkpoint and pass {name: p.asnumpy()}; MegEngine .pkl files: "
+        "megengine.load, then pass the dict"
     )
 
 

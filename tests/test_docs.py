@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVENTION_PAGE = ROOT / "docs" / "conventions.md"
-DOCUMENTS = [ROOT / "README.md", CONVENTION_PAGE, ROOT / "tests" / "mindspore_ref" / "README.md"]
+DOCUMENTS = [ROOT / "README.md", CONVENTION_PAGE, ROOT / "tests" / "mindspore_ref" / "README.md",
+             ROOT / "docs" / "export.md"]
 TEST_REFERENCE = re.compile(r"(tests/[\w/]+\.py)::(\w+)")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 

@@ -17,9 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import nn as _nn
 from .._geometry import int_tuple
-from ..nn import conv as _conv
-from ..nn import layers as _layers
 from ..nn.module import Module, Sequential
 from ..profiles.spec import ConvSpec
 
@@ -125,92 +124,127 @@ class Chain:
 
 
 # ---- one describer per layer kind ---------------------------------------------------------------
-def _conv_layer(layer: _conv._ConvNd) -> Conv:
+# A layer that keeps a canonical spec in PyTorch's terms (``layer._spec``: every conv, and the
+# other layers once they follow the profiles) is described from it, never from its attributes,
+# which are its own framework's (MindSpore's BatchNorm momentum=0.9 is PyTorch's 0.1).
+def _conv_layer(layer: Module) -> Conv:
     return Conv(layer._spec)
 
 
-def _linear(layer: _layers.Linear) -> Linear:
-    return Linear(layer.in_features, layer.out_features, layer.bias is not None)
+def _spec(layer: Module) -> Any:
+    """The layer's canonical spec, or None for a layer that keeps PyTorch's attributes."""
+    return getattr(layer, "_spec", None)
 
 
-def _batch_norm(layer: _layers._BatchNorm) -> BatchNorm:
-    nd = 1 if isinstance(layer, _layers.BatchNorm1d) else 2
-    return BatchNorm(
-        nd, layer.num_features, float(layer.eps), layer.momentum, bool(layer.affine),
-        layer.bias is not None, bool(layer.track_running_stats),
-    )
+def _linear(layer: Module) -> Linear:
+    spec = _spec(layer)
+    if spec is None:
+        return Linear(layer.in_features, layer.out_features, layer.bias is not None)
+    if getattr(spec, "activation", None) is not None:
+        raise NotImplementedError(
+            f"cannot export a dense layer with activation={spec.activation!r} as one layer: "
+            "build it as the dense layer followed by the activation layer"
+        )
+    return Linear(spec.in_features, spec.out_features, bool(spec.bias))
 
 
-def _nd(layer: Module) -> int:
-    return int(type(layer).__name__[-2])  # MaxPool2d -> 2
+def _batch_norm(layer: Module) -> BatchNorm:
+    spec = _spec(layer) or layer  # PyTorch's attributes where there is no spec
+    if getattr(spec, "use_batch_statistics", None) is not None:
+        raise NotImplementedError(
+            f"cannot export use_batch_statistics={spec.use_batch_statistics} (MindSpore's "
+            "rule): PyTorch's BatchNorm has no such switch"
+        )
+    nd = 1 if type(layer).__name__.endswith("1d") else 2
+    bias = spec.bias if isinstance(spec.bias, bool) else spec.bias is not None
+    return BatchNorm(nd, spec.num_features, float(spec.eps), spec.momentum, bool(spec.affine),
+                     bias, bool(spec.track_running_stats))
 
 
-def _ints(layer: Module, name: str, value: Any) -> tuple[int, ...]:
-    return int_tuple(value, _nd(layer), name, type(layer).__name__)
+def _pool(layer: Module) -> Pool:
+    spec = _spec(layer)
+    kind = type(layer).__name__
+    nd = int(kind[-2])  # MaxPool2d -> 2
+    if spec is None:
+        return _pool_from_attributes(layer, kind, nd)
+    padding = spec.padding
+    if getattr(padding, "mode", "zeros") != "zeros" or getattr(padding, "before", None) is None \
+            or padding.before != padding.after:
+        raise NotImplementedError(
+            f"cannot export {kind} with padding {padding!r}: PyTorch's pools pad both sides "
+            "alike"
+        )
+    return Pool("max" if spec.kind.startswith("Max") else "avg", nd, spec.kernel_size,
+                spec.stride, padding.before, spec.dilation, bool(spec.ceil_mode),
+                bool(spec.count_include_pad), spec.divisor_override, bool(spec.return_indices))
 
 
-def _max_pool(layer: _layers._MaxPoolNd) -> Pool:
-    return Pool(
-        "max", _nd(layer), _ints(layer, "kernel_size", layer.kernel_size),
-        _ints(layer, "stride", layer.stride), _ints(layer, "padding", layer.padding),
-        _ints(layer, "dilation", layer.dilation), bool(layer.ceil_mode),
-        return_indices=bool(layer.return_indices),
-    )
+def _pool_from_attributes(layer: Module, kind: str, nd: int) -> Pool:
+    def ints(name: str, value: Any) -> tuple[int, ...]:
+        return int_tuple(value, nd, name, kind)
+
+    common = (ints("kernel_size", layer.kernel_size), ints("stride", layer.stride),
+              ints("padding", layer.padding))
+    if kind.startswith("Max"):
+        return Pool("max", nd, *common, ints("dilation", layer.dilation),
+                    bool(layer.ceil_mode), return_indices=bool(layer.return_indices))
+    return Pool("avg", nd, *common, (1,) * nd, bool(layer.ceil_mode),
+                bool(layer.count_include_pad), getattr(layer, "divisor_override", None))
 
 
-def _avg_pool(layer: Module) -> Pool:
-    nd = _nd(layer)
-    return Pool(
-        "avg", nd, _ints(layer, "kernel_size", layer.kernel_size),
-        _ints(layer, "stride", layer.stride), _ints(layer, "padding", layer.padding), (1,) * nd,
-        bool(layer.ceil_mode), bool(layer.count_include_pad),
-        getattr(layer, "divisor_override", None),
-    )
+def _dropout(layer: Module) -> Dropout:
+    spec = _spec(layer) or layer
+    name = type(layer).__name__
+    nd = int(name[-2]) if name[-1] == "d" and name[-2].isdigit() else 0  # Dropout2d -> 2
+    return Dropout(float(spec.p), nd)
 
 
-def _dropout(layer: _layers.Dropout) -> Dropout:
-    channel_wise = {_layers.Dropout1d: 1, _layers.Dropout2d: 2, _layers.Dropout3d: 3}
-    nd = next((n for cls, n in channel_wise.items() if isinstance(layer, cls)), 0)
-    return Dropout(float(layer.p), nd)
+def _flatten(layer: Module) -> Flatten:
+    spec = _spec(layer) or layer
+    return Flatten(int(spec.start_dim), int(spec.end_dim))
 
 
-def _layer_norm(layer: _layers.LayerNorm) -> LayerNorm:
+def _layer_norm(layer: Module) -> LayerNorm:
     return LayerNorm(tuple(layer.normalized_shape), float(layer.eps),
                      bool(layer.elementwise_affine), layer.bias is not None)
 
 
-def _embedding(layer: _layers.Embedding) -> Embedding:
+def _embedding(layer: Module) -> Embedding:
     return Embedding(layer.num_embeddings, layer.embedding_dim, layer.padding_idx,
                      layer.max_norm, layer.norm_type, bool(layer.scale_grad_by_freq),
                      bool(layer.sparse))
 
 
-def _upsample(layer: _layers.Upsample) -> Upsample:
+def _upsample(layer: Module) -> Upsample:
     return Upsample(layer.size, layer.scale_factor, layer.mode, layer.align_corners,
                     layer.recompute_scale_factor)
 
 
+# minidl.nn's public class names -> describer (MindSpore's aliases are the same classes)
+_BY_NAME: dict[str, Callable[[Any], Any]] = {
+    **{f"Conv{n}d": _conv_layer for n in (1, 2, 3)},
+    **{f"ConvTranspose{n}d": _conv_layer for n in (1, 2, 3)},
+    "Linear": _linear,
+    "BatchNorm1d": _batch_norm,
+    "BatchNorm2d": _batch_norm,
+    **{f"{op}Pool{n}d": _pool for op in ("Max", "Avg") for n in (1, 2, 3)},
+    "AdaptiveAvgPool2d": lambda m: AdaptiveAvgPool2d(m.output_size),
+    "ReLU": lambda m: Activation("relu"),
+    "LeakyReLU": lambda m: Activation("leaky_relu", float(m.negative_slope)),
+    "Tanh": lambda m: Activation("tanh"),
+    "Sigmoid": lambda m: Activation("sigmoid"),
+    "GELU": lambda m: Activation("gelu", m.approximate),
+    "Softmax": lambda m: Activation("softmax", m.dim),
+    "LogSoftmax": lambda m: Activation("log_softmax", m.dim),
+    "Flatten": _flatten,
+    **{name: _dropout for name in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d")},
+    "LayerNorm": _layer_norm,
+    "Embedding": _embedding,
+    "Upsample": _upsample,
+    "Identity": lambda m: Identity(),
+}
 DESCRIBERS: dict[type, Callable[[Any], Any]] = {
-    _conv._ConvNd: _conv_layer,
-    _layers.Linear: _linear,
-    _layers._BatchNorm: _batch_norm,
-    _layers._MaxPoolNd: _max_pool,
-    _layers.AvgPool1d: _avg_pool,
-    _layers._AvgPoolNd: _avg_pool,
-    _layers.AdaptiveAvgPool2d: lambda m: AdaptiveAvgPool2d(m.output_size),
-    _layers.ReLU: lambda m: Activation("relu"),
-    _layers.LeakyReLU: lambda m: Activation("leaky_relu", float(m.negative_slope)),
-    _layers.Tanh: lambda m: Activation("tanh"),
-    _layers.Sigmoid: lambda m: Activation("sigmoid"),
-    _layers.GELU: lambda m: Activation("gelu", m.approximate),
-    _layers.LogSoftmax: lambda m: Activation("log_softmax", m.dim),  # before its base Softmax
-    _layers.Softmax: lambda m: Activation("softmax", m.dim),
-    _layers.Flatten: lambda m: Flatten(int(m.start_dim), int(m.end_dim)),
-    _layers.Dropout: _dropout,
-    _layers.LayerNorm: _layer_norm,
-    _layers.Embedding: _embedding,
-    _layers.Upsample: _upsample,
-    _layers.Identity: lambda m: Identity(),
+    getattr(_nn, name): describer for name, describer in _BY_NAME.items() if hasattr(_nn, name)
 }
 
 
@@ -256,20 +290,5 @@ def _join(prefix: str, name: str) -> str:
 
 
 def exportable_layers() -> list[str]:
-    """The names of the layer classes the exporters translate."""
-    names = []
-    for cls in DESCRIBERS:
-        if cls.__name__.startswith("_"):
-            names += sorted(c.__name__ for c in _subclasses(cls))
-        else:
-            names.append(cls.__name__)
-    return sorted(set(names))
-
-
-def _subclasses(cls: type) -> list[type]:
-    found = []
-    for sub in cls.__subclasses__():
-        if not sub.__name__.startswith("_") and sub.__module__.startswith("minidl."):
-            found.append(sub)
-        found += _subclasses(sub)
-    return found
+    """The names of the layer classes the exporters translate (besides nn.Sequential)."""
+    return sorted(cls.__name__ for cls in DESCRIBERS)

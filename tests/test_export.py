@@ -488,3 +488,16 @@ def test_a_canonical_spec_wins_over_the_layers_own_attributes(torch):
     dense._spec = SimpleNamespace(in_features=4, out_features=2, bias=True, activation="relu")
     with pytest.raises(NotImplementedError, match="activation='relu'"):
         to_torch(dense)
+
+
+def test_to_onnx_takes_the_example_inputs_dtype(ort, tmp_path):
+    """A float64 model exports as float32 from a float32 example (ONNX Runtime's CPU provider
+    has no float64 Conv)."""
+    model, shape = build("mindspore", "cnn")
+    model.double().eval()
+    x = batch(shape).astype(np.float32)
+    to_onnx(model, x, tmp_path / "f32.onnx")
+    got = run_onnx(ort, tmp_path / "f32.onnx", x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, model(minidl.tensor(x.astype(np.float64))).data, rtol=1e-4,
+                               atol=2e-6)

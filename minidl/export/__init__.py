@@ -56,9 +56,10 @@ def to_onnx(model: Module, example_input: Any, path: str | os.PathLike,
             opset: int = OPSET) -> None:
     """Write ``model`` in eval mode as an ONNX model to ``path``.
 
-    ``example_input`` (a minidl Tensor or numpy array) fixes the input's shape and dtype; the
-    batch dimension stays free. The graph is built with ``onnx.helper`` (no torch needed) and
-    checked with ``onnx.checker``."""
+    ``example_input`` (a minidl Tensor or numpy array) fixes the input's shape and the graph's
+    dtype (float32 or float64; the parameters are cast to it); the batch dimension stays free.
+    The graph is built with ``onnx.helper`` (no torch needed) and checked with
+    ``onnx.checker``."""
     require("onnx", "minidl.export.to_onnx")
     from . import _onnx
 

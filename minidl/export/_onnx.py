@@ -296,10 +296,13 @@ def _example(example_input: Any) -> Tensor:
 def build_graph(model: Module, example_input: Any) -> onnx.GraphProto:
     op = d.describe(model)
     x = _example(example_input)
-    graph = Graph(x.dtype)
+    graph = Graph(x.dtype)  # the graph's dtype is the example's; the parameters are cast to it
     value, shape = "input", tuple(x.shape)
+    weights = next(model.parameters(), None)
+    if weights is not None:  # the shapes are traced in the model's own dtype
+        x = Tensor(x.data.astype(weights.dtype))
     with no_grad():
-        for name, module, record in _leaves(op, model):
+        for name, module, record in _leaves(op, model):  # the shape each layer gets
             value = _emit(record, Layer(graph, name, module, shape, value))
             x = module(x)
             shape = tuple(x.shape)

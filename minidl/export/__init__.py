@@ -52,9 +52,8 @@ def to_torch(model: Module) -> torch.nn.Module:
     return _torch.to_torch(model)
 
 
-def to_onnx(model: Module, example_input: Any, path: str | os.PathLike,
-            opset: int = OPSET) -> None:
-    """Write ``model`` in eval mode as an ONNX model to ``path``.
+def to_onnx(model: Module, example_input: Any, path: str | os.PathLike) -> None:
+    """Write ``model`` in eval mode as an ONNX model (opset :data:`OPSET`) to ``path``.
 
     ``example_input`` (a minidl Tensor or numpy array) fixes the input's shape and the graph's
     dtype (float32 or float64; the parameters are cast to it); the batch dimension stays free.
@@ -63,4 +62,4 @@ def to_onnx(model: Module, example_input: Any, path: str | os.PathLike,
     require("onnx", "minidl.export.to_onnx")
     from . import _onnx
 
-    _onnx.to_onnx(model, example_input, path, opset)
+    _onnx.to_onnx(model, example_input, path, OPSET)

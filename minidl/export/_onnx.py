@@ -298,6 +298,7 @@ def build_graph(model: Module, example_input: Any) -> onnx.GraphProto:
     x = _example(example_input)
     graph = Graph(x.dtype)  # the graph's dtype is the example's; the parameters are cast to it
     value, shape = "input", tuple(x.shape)
+    free_batch = ["N", *shape[1:]]
     weights = next(model.parameters(), None)
     if weights is not None:  # the shapes are traced in the model's own dtype
         x = Tensor(x.data.astype(weights.dtype))
@@ -308,16 +309,10 @@ def build_graph(model: Module, example_input: Any) -> onnx.GraphProto:
             shape = tuple(x.shape)
     graph.nodes.append(helper.make_node("Identity", [value], ["output"], name="output"))
     element = ELEMENT_TYPES[graph.dtype]
-    batch = ["N"]
-    inputs = [helper.make_tensor_value_info("input", element, batch + list(example_shape(
-        example_input)[1:]))]
-    outputs = [helper.make_tensor_value_info("output", element, batch + list(shape[1:]))]
+    inputs = [helper.make_tensor_value_info("input", element, free_batch)]
+    # the output's first dim follows the batch (or is a product with it: Flatten(0, ...))
+    outputs = [helper.make_tensor_value_info("output", element, [None, *shape[1:]])]
     return helper.make_graph(graph.nodes, "minidl", inputs, outputs, graph.initializers)
-
-
-def example_shape(example_input: Any) -> tuple[int, ...]:
-    return tuple(np.shape(example_input.data if isinstance(example_input, Tensor)
-                          else example_input))
 
 
 def to_onnx(model: Module, example_input: Any, path: str | os.PathLike, opset: int) -> None:

@@ -425,6 +425,9 @@ def test_to_torch_channel_dropout_layer_norm_embedding_upsample(torch):
     for key, param in exported.named_parameters():
         np.testing.assert_allclose(param.grad.numpy(), expected[key], rtol=1e-10, atol=1e-12)
 
+    frozen = to_torch(nn.Embedding.from_pretrained(np.eye(3), freeze=True))
+    assert not frozen.weight.requires_grad and exported[0].weight.requires_grad
+
     upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
     x = batch((2, 3, 4, 5)).astype(np.float32)
     np.testing.assert_allclose(to_torch(upsample)(torch.tensor(x)).numpy(),

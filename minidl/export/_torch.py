@@ -245,7 +245,12 @@ def to_torch(model: Module) -> nn.Module:
     module.load_state_dict(
         OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in state.items()), strict=True
     )
-    modes = {name: m.training for name, m in model.named_modules()}
+    originals = dict(model.named_modules())
     for name, m in module.named_modules():
-        m.training = modes[name]
+        original = originals[name]
+        m.training = original.training
+        own = [p for p in original._parameters.values() if p is not None]
+        if own and not any(p.requires_grad for p in own):  # frozen (Embedding(_freeze=True))
+            for p in m.parameters(recurse=False):
+                p.requires_grad_(False)
     return module

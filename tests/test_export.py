@@ -471,8 +471,9 @@ def test_a_canonical_spec_wins_over_the_layers_own_attributes(torch):
     exported = to_torch(bn)
     assert (exported.momentum, exported.eps) == (0.1, 1e-3)
     bn._spec.use_batch_statistics = True
-    with pytest.raises(NotImplementedError, match="use_batch_statistics=True"):
-        to_torch(bn)
+    with pytest.raises(NotImplementedError, match=r"BatchNorm2d \(at '1'\): .*"
+                                                  "use_batch_statistics=True"):
+        to_torch(nn.Sequential(nn.ReLU(), bn))
 
     from minidl.profiles.padding import ConvPadding
 

@@ -261,7 +261,11 @@ def describe(model: Module, where: str = "") -> Any:
                     (name, describe(child, _join(where, name)))
                     for name, child in model.named_children()
                 ))
-            return DESCRIBERS[base](model)
+            try:
+                return DESCRIBERS[base](model)
+            except NotImplementedError as error:  # a rule PyTorch lacks: say where it is
+                place = f" (at {where!r})" if where else ""
+                raise NotImplementedError(f"{cls.__name__}{place}: {error}") from None
     if cls.forward is Module.forward:
         _refuse(model, where, "no forward() (a container such as ModuleList is used by a "
                 "model's own forward), so there is nothing to translate")

@@ -459,49 +459,39 @@ def test_a_container_without_forward_is_refused():
 
 
 # ---- layers that keep a canonical spec (issue 12's contract) ------------------------------------
-def test_a_canonical_spec_wins_over_the_layers_own_attributes(torch):
+def test_a_canonical_spec_wins_over_the_layers_own_attributes(torch, monkeypatch):
     """A layer keeping ``_spec`` in PyTorch's terms is exported from it, not from attributes
     in its framework's meaning (MindSpore's BatchNorm momentum=0.9 is PyTorch's 0.1)."""
     from types import SimpleNamespace
 
+    from minidl.profiles.padding import ConvPadding
+
+    def give_spec(cls, **fields) -> SimpleNamespace:
+        spec = SimpleNamespace(kind=cls.__name__, **fields)
+        monkeypatch.setattr(cls, "_spec", property(lambda self: spec), raising=False)
+        return spec
+
     bn = nn.BatchNorm2d(3, momentum=0.9)
-    bn._spec = SimpleNamespace(kind="BatchNorm2d", num_features=3, eps=1e-3, momentum=0.1,
-                               affine=True, track_running_stats=True, bias=True,
-                               use_batch_statistics=None)
+    spec = give_spec(nn.BatchNorm2d, num_features=3, eps=1e-3, momentum=0.1, affine=True,
+                     track_running_stats=True, bias=True, use_batch_statistics=None)
     exported = to_torch(bn)
     assert (exported.momentum, exported.eps) == (0.1, 1e-3)
-    bn._spec.use_batch_statistics = True
+    spec.use_batch_statistics = True
     with pytest.raises(NotImplementedError, match=r"BatchNorm2d \(at '1'\): .*"
                                                   "use_batch_statistics=True"):
         to_torch(nn.Sequential(nn.ReLU(), bn))
 
-    from minidl.profiles.padding import ConvPadding
-
     pool = nn.MaxPool2d(3)
-    pool._spec = SimpleNamespace(kind="MaxPool2d", kernel_size=(3, 3), stride=(1, 1),
-                                 padding=ConvPadding((1, 1), (1, 1)), dilation=(1, 1),
-                                 ceil_mode=False, return_indices=False, count_include_pad=True,
-                                 divisor_override=None)
+    spec = give_spec(nn.MaxPool2d, kernel_size=(3, 3), stride=(1, 1),
+                     padding=ConvPadding((1, 1), (1, 1)), dilation=(1, 1), ceil_mode=False,
+                     return_indices=False, count_include_pad=True, divisor_override=None)
     exported = to_torch(pool)
     assert (exported.kernel_size, exported.stride, exported.padding) == ((3, 3), (1, 1), (1, 1))
-    pool._spec.padding = ConvPadding((0, 0), (1, 1))
+    spec.padding = ConvPadding((0, 0), (1, 1))
     with pytest.raises(NotImplementedError, match="pad both sides alike"):
         to_torch(pool)
 
     dense = nn.Linear(4, 2)
-    dense._spec = SimpleNamespace(in_features=4, out_features=2, bias=True, activation="relu")
+    give_spec(nn.Linear, in_features=4, out_features=2, bias=True, activation="relu")
     with pytest.raises(NotImplementedError, match="activation='relu'"):
         to_torch(dense)
-
-
-def test_to_onnx_takes_the_example_inputs_dtype(ort, tmp_path):
-    """A float64 model exports as float32 from a float32 example (ONNX Runtime's CPU provider
-    has no float64 Conv)."""
-    model, shape = build("mindspore", "cnn")
-    model.double().eval()
-    x = batch(shape).astype(np.float32)
-    to_onnx(model, x, tmp_path / "f32.onnx")
-    got = run_onnx(ort, tmp_path / "f32.onnx", x)
-    assert got.dtype == np.float32
-    np.testing.assert_allclose(got, model(minidl.tensor(x.astype(np.float64))).data, rtol=1e-4,
-                               atol=2e-6)

@@ -26,13 +26,15 @@ def st_numpy():
 
 def model(profile: str) -> nn.Sequential:
     minidl.manual_seed(0)
-    with minidl.use_profile(profile):
-        return nn.Sequential(
-            nn.Conv2d(3, 4, 3, stride=2), nn.BatchNorm2d(4), nn.ReLU(),
-            nn.Conv2d(4, 4, 3, 1, groups=2) if profile in ("torch", "megengine")
-            else nn.Conv2d(4, 4, 3, 1, group=2, has_bias=True),
-            nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(4 * 2 * 2, 3),
-        )
+    with minidl.use_profile(profile):  # the layers whose parameters each framework lays out
+        first, norm = nn.Conv2d(3, 4, 3, stride=2), nn.BatchNorm2d(4)
+        if profile in ("torch", "megengine"):
+            second = nn.Conv2d(4, 4, 3, 1, groups=2)
+        else:
+            second = nn.Conv2d(4, 4, 3, 1, group=2, has_bias=True)
+        head = nn.Linear(4 * 2 * 2, 3)
+    return nn.Sequential(first, norm, nn.ReLU(), second, nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                         head)
 
 
 def assert_same(loaded, expected) -> None:

@@ -487,11 +487,80 @@ def test_a_canonical_spec_wins_over_the_layers_own_attributes(torch, monkeypatch
                      return_indices=False, count_include_pad=True, divisor_override=None)
     exported = to_torch(pool)
     assert (exported.kernel_size, exported.stride, exported.padding) == ((3, 3), (1, 1), (1, 1))
-    spec.padding = ConvPadding((0, 0), (1, 1))
-    with pytest.raises(NotImplementedError, match="pad both sides alike"):
+    spec.padding, spec.ceil_mode = ConvPadding((0, 0), (1, 1)), True
+    with pytest.raises(NotImplementedError, match="together with ceil_mode"):
         to_torch(pool)
 
     dense = nn.Linear(4, 2)
     give_spec(nn.Linear, in_features=4, out_features=2, bias=True, activation="relu")
     with pytest.raises(NotImplementedError, match="activation='relu'"):
         to_torch(dense)
+
+
+def pool_oracle(x: np.ndarray, kind: str, k, s, before, after, in_bounds: bool) -> np.ndarray:
+    """2-D pooling over explicitly padded input, by loops: padded positions never win a max;
+    an average divides by the in-bounds count (``in_bounds``) or by the window size."""
+    n, c, h, w = x.shape
+    padded = np.full((n, c, h + before[0] + after[0], w + before[1] + after[1]),
+                     -np.inf if kind == "max" else 0.0)
+    padded[..., before[0]:before[0] + h, before[1]:before[1] + w] = x
+    mask = np.zeros(padded.shape[-2:])
+    mask[before[0]:before[0] + h, before[1]:before[1] + w] = 1
+    rows = (padded.shape[-2] - k[0]) // s[0] + 1
+    cols = (padded.shape[-1] - k[1]) // s[1] + 1
+    out = np.empty((n, c, rows, cols))
+    for i in range(rows):
+        for j in range(cols):
+            window = np.s_[..., i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]]
+            if kind == "max":
+                out[..., i, j] = padded[window].max(axis=(-2, -1))
+            else:
+                count = mask[window[1:]].sum() if in_bounds else k[0] * k[1]
+                out[..., i, j] = padded[window].sum(axis=(-2, -1)) / count
+    return out
+
+
+def tf_same(size, k, s):
+    """TF's 'same' by its definition: out = ceil(in / s), the odd extra padding after."""
+    needed = [max(0, (-(-n // st) - 1) * st + kk - n) for n, kk, st in zip(size, k, s)]
+    return tuple(p // 2 for p in needed), tuple(p - p // 2 for p in needed)
+
+
+@pytest.mark.parametrize(("kind", "padding", "include"), [
+    ("max", ((0, 1), (1, 0)), True),
+    ("avg", ((1, 0), (2, 1)), True),
+    ("avg", ((1, 0), (2, 1)), False),
+    ("max", "same", True),
+    ("avg", "same", True),  # 'same' averages over the in-bounds positions whatever the flag
+])
+def test_pools_with_padding_pytorch_lacks(torch, ort, monkeypatch, tmp_path, kind, padding,
+                                          include):
+    """Pools whose spec pads differently before and after, or TF-style 'same' (MindSpore),
+    against a loop oracle, through to_torch and to_onnx."""
+    from types import SimpleNamespace
+
+    from minidl.profiles.padding import ConvPadding, SamePadding
+
+    k, s = (3, 2), (2, 2)
+    x = batch((2, 3, 9, 8), seed=11)
+    before, after = tf_same(x.shape[-2:], k, s) if padding == "same" else padding
+    expected = pool_oracle(x, kind, k, s, before, after, kind == "avg" and (
+        padding == "same" or not include))
+    rule = SamePadding() if padding == "same" else ConvPadding(*padding)
+    cls = nn.MaxPool2d if kind == "max" else nn.AvgPool2d
+    spec = SimpleNamespace(kind=cls.__name__, kernel_size=k, stride=s, padding=rule,
+                           dilation=(1, 1), ceil_mode=False, return_indices=False,
+                           count_include_pad=include, divisor_override=None)
+    monkeypatch.setattr(cls, "_spec", property(lambda self: spec), raising=False)
+    # minidl's own forward stands in for the layer following its spec: the oracle
+    monkeypatch.setattr(cls, "forward", lambda self, t: minidl.tensor(
+        pool_oracle(t.data, kind, k, s, before, after, kind == "avg" and (
+            padding == "same" or not include)).astype(t.dtype)))
+    layer = cls(2)
+    exported = to_torch(layer)
+    np.testing.assert_allclose(exported(torch.tensor(x)).numpy(), expected, rtol=1e-12)
+    path = tmp_path / "pool.onnx"
+    to_onnx(layer, x.astype(np.float32), path)
+    check_onnx(path)
+    np.testing.assert_allclose(run_onnx(ort, path, x.astype(np.float32)), expected, rtol=1e-5,
+                               atol=1e-6)

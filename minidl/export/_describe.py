@@ -20,6 +20,7 @@ from typing import Any
 from .. import nn as _nn
 from .._geometry import int_tuple
 from ..nn.module import Module, Sequential
+from ..profiles.padding import ConvPadding
 from ..profiles.spec import ConvSpec
 
 
@@ -52,7 +53,9 @@ class Pool:
     nd: int
     kernel_size: tuple[int, ...]
     stride: tuple[int, ...]
-    padding: tuple[int, ...]  # both sides
+    # ConvPadding (before/after; padded positions never win a max, and count in an average as
+    # count_include_pad says) or SamePadding (TF-style; an average divides by the in-bounds count)
+    padding: Any
     dilation: tuple[int, ...]
     ceil_mode: bool
     count_include_pad: bool = True
@@ -167,24 +170,33 @@ def _pool(layer: Module) -> Pool:
     nd = int(kind[-2])  # MaxPool2d -> 2
     if spec is None:
         return _pool_from_attributes(layer, kind, nd)
-    padding = spec.padding
-    if getattr(padding, "mode", "zeros") != "zeros" or getattr(padding, "before", None) is None \
-            or padding.before != padding.after:
-        raise NotImplementedError(
-            f"cannot export {kind} with padding {padding!r}: PyTorch's pools pad both sides "
-            "alike"
-        )
-    return Pool("max" if spec.kind.startswith("Max") else "avg", nd, spec.kernel_size,
-                spec.stride, padding.before, spec.dilation, bool(spec.ceil_mode),
+    pool = Pool("max" if spec.kind.startswith("Max") else "avg", nd, spec.kernel_size,
+                spec.stride, spec.padding, spec.dilation, bool(spec.ceil_mode),
                 bool(spec.count_include_pad), spec.divisor_override, bool(spec.return_indices))
+    if not pool_is_native(pool) and (pool.ceil_mode or pool.return_indices
+                                     or pool.divisor_override is not None):
+        raise NotImplementedError(
+            f"cannot export {kind} with padding {spec.padding!r} together with ceil_mode, "
+            "return_indices or divisor_override"
+        )
+    if isinstance(spec.padding, ConvPadding) and spec.padding.mode != "zeros":
+        raise NotImplementedError(f"cannot export {kind} with padding {spec.padding!r}")
+    return pool
+
+
+def pool_is_native(pool: Pool) -> bool:
+    """PyTorch's pooling arguments express it: the same padding both sides."""
+    rule = pool.padding
+    return isinstance(rule, ConvPadding) and rule.before == rule.after
 
 
 def _pool_from_attributes(layer: Module, kind: str, nd: int) -> Pool:
     def ints(name: str, value: Any) -> tuple[int, ...]:
         return int_tuple(value, nd, name, kind)
 
+    padding = ints("padding", layer.padding)
     common = (ints("kernel_size", layer.kernel_size), ints("stride", layer.stride),
-              ints("padding", layer.padding))
+              ConvPadding(padding, padding))
     if kind.startswith("Max"):
         return Pool("max", nd, *common, ints("dilation", layer.dilation),
                     bool(layer.ceil_mode), return_indices=bool(layer.return_indices))

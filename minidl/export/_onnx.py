@@ -166,13 +166,22 @@ def _pool(op: d.Pool, layer: Layer) -> str:
     where = layer.name or "pool"
     if op.return_indices:
         raise NotImplementedError(f"{where}: to_onnx cannot export return_indices=True")
+    rule = op.padding
+    if isinstance(rule, SamePadding):
+        size = layer.shape[-op.nd:]
+        before, after = tf_same_split(size, op.kernel_size, op.stride, op.dilation)
+    else:
+        before, after = rule.before, rule.after
+    if any(max(b, a) >= k for b, a, k in zip(before, after, op.kernel_size, strict=True)):
+        raise NotImplementedError(f"{where}: ONNX pools pad by less than the kernel size")
     common = dict(kernel_shape=list(op.kernel_size), strides=list(op.stride),
-                  pads=_onnx_pads(op.padding, op.padding), ceil_mode=int(op.ceil_mode))
+                  pads=_onnx_pads(before, after), ceil_mode=int(op.ceil_mode))
     if op.kind == "max":
         return layer.node("MaxPool", [layer.value], dilations=list(op.dilation), **common)
     if op.divisor_override is None:
-        return layer.node("AveragePool", [layer.value],
-                          count_include_pad=int(op.count_include_pad), **common)
+        include = op.count_include_pad and not isinstance(rule, SamePadding)
+        return layer.node("AveragePool", [layer.value], count_include_pad=int(include),
+                          **common)
     if op.ceil_mode:
         raise NotImplementedError(
             f"{where}: to_onnx cannot export divisor_override together with ceil_mode=True")

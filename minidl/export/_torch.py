@@ -15,6 +15,7 @@ This module imports torch; ``minidl.export`` imports it only when called.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -175,16 +176,52 @@ def _batch_norm(op: d.BatchNorm, dtype: torch.dtype) -> nn.Module:
 
 def _pool(op: d.Pool, dtype: torch.dtype) -> nn.Module:
     nd = op.nd
+    if not d.pool_is_native(op):
+        return PadPool(op)
+    padding = op.padding.before
     if op.kind == "max":
         cls = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}[nd]
-        return cls(op.kernel_size, op.stride, op.padding, op.dilation,
+        return cls(op.kernel_size, op.stride, padding, op.dilation,
                    return_indices=op.return_indices, ceil_mode=op.ceil_mode)
     if nd == 1:
-        return nn.AvgPool1d(op.kernel_size, op.stride, op.padding, op.ceil_mode,
+        return nn.AvgPool1d(op.kernel_size, op.stride, padding, op.ceil_mode,
                             op.count_include_pad)
     cls = nn.AvgPool2d if nd == 2 else nn.AvgPool3d
-    return cls(op.kernel_size, op.stride, op.padding, op.ceil_mode, op.count_include_pad,
+    return cls(op.kernel_size, op.stride, padding, op.ceil_mode, op.count_include_pad,
                op.divisor_override)
+
+
+class PadPool(nn.Module):
+    """A pool whose padding PyTorch's pools cannot take (different before and after, or
+    TF-style 'same' from each input's size): ``F.pad`` first, with -inf for a max; an average
+    counting only in-bounds positions divides the padded sums by the pooled in-bounds mask."""
+
+    def __init__(self, op: d.Pool) -> None:
+        super().__init__()
+        self.op = op
+        self.pool = getattr(TF, f"{op.kind}_pool{op.nd}d")
+
+    def pads(self, input: torch.Tensor) -> tuple[int, ...]:
+        op, rule = self.op, self.op.padding
+        if isinstance(rule, SamePadding):
+            size = tuple(input.shape[-op.nd:])
+            return flat_pad(*tf_same_split(size, op.kernel_size, op.stride, op.dilation))
+        return flat_pad(rule.before, rule.after)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        op, pads = self.op, self.pads(input)
+        if op.kind == "max":
+            padded = TF.pad(input, pads, value=-math.inf)
+            return self.pool(padded, op.kernel_size, op.stride, 0, op.dilation)
+        total = self.pool(TF.pad(input, pads), op.kernel_size, op.stride, 0)
+        if op.count_include_pad and not isinstance(op.padding, SamePadding):
+            return total
+        ones = torch.ones((1, 1, *input.shape[-op.nd:]), dtype=input.dtype)
+        count = self.pool(TF.pad(ones, pads), op.kernel_size, op.stride, 0)
+        return total / count.reshape(count.shape[-total.ndim:])  # (N, C, ...) or (C, ...)
+
+    def extra_repr(self) -> str:
+        return repr(self.op)
 
 
 ACTIVATIONS: dict[str, Callable[[Any], nn.Module]] = {

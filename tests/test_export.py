@@ -564,3 +564,23 @@ def test_pools_with_padding_pytorch_lacks(torch, ort, monkeypatch, tmp_path, kin
     check_onnx(path)
     np.testing.assert_allclose(run_onnx(ort, path, x.astype(np.float32)), expected, rtol=1e-5,
                                atol=1e-6)
+
+
+def test_exported_modules_pickle(torch):
+    """The explicit-padding modules travel to other processes (DDP, torch.save of the model)."""
+    import pickle
+
+    from minidl.export import _describe, _torch
+    from minidl.profiles.padding import SamePadding
+
+    pool = _torch.PadPool(_describe.Pool("max", 2, (3, 3), (2, 2), SamePadding(), (1, 1),
+                                         False))
+    model = torch.nn.Sequential(
+        to_torch(nn.Conv2d(2, 3, 3, stride=2, profile="mindspore")),
+        to_torch(nn.Conv2dTranspose(3, 2, 3, stride=2, pad_mode="pad", padding=1,
+                                    output_padding=1, profile="mindspore")),
+        pool,
+    )
+    x = torch.randn(2, 2, 9, 9)
+    copy = pickle.loads(pickle.dumps(model))
+    assert torch.equal(copy(x), model(x))

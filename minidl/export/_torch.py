@@ -10,6 +10,8 @@ whose ``forward`` pads explicitly with ``F.pad`` first, or crops the full transp
 * :class:`WindowConvTranspose1d`/``2d``/``3d``: a transposed-conv window other than PyTorch's
   ``padding``/``output_padding`` (MindSpore's pad modes and output_padding).
 
+A pool with such padding has no parameters, so it becomes a small :class:`PadPool` module.
+
 This module imports torch; ``minidl.export`` imports it only when called.
 """
 
@@ -199,7 +201,9 @@ class PadPool(nn.Module):
     def __init__(self, op: d.Pool) -> None:
         super().__init__()
         self.op = op
-        self.pool = getattr(TF, f"{op.kind}_pool{op.nd}d")
+
+    def pool(self, input: torch.Tensor, *args: Any) -> torch.Tensor:
+        return getattr(TF, f"{self.op.kind}_pool{self.op.nd}d")(input, *args)
 
     def pads(self, input: torch.Tensor) -> tuple[int, ...]:
         op, rule = self.op, self.op.padding

@@ -173,6 +173,11 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
+    def set_train(self, mode: bool = True) -> Module:
+        """MindSpore's name for :meth:`train`: the same switch (docs/conventions.md, "Training
+        mode")."""
+        return self.train(mode)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
             p.grad = None

@@ -285,11 +285,22 @@ class _BatchNorm(_Profiled):
         self.__dict__["num_features"] = c
         self.reset_parameters()
 
-    def _own_entries(self) -> list[Entry]:
-        entries = super()._own_entries()
-        if self._spec.affine:
-            return entries
-        return [e for e in entries if e.name not in ("weight", "bias")]  # constants only
+    def _export_state(self, profile: str | None) -> OrderedDict[str, np.ndarray]:
+        """Without ``affine``, MindSpore still keeps gamma and beta (constants 1 and 0); the
+        other frameworks have no weight or bias then."""
+        state = super()._export_state(profile)
+        if not self._spec.affine:
+            kept = {e.stored for e in self._target(profile).entries if e.kept}
+            for entry in self._target(profile).entries:
+                if entry.name in ("weight", "bias") and entry.stored not in kept:
+                    state.pop(entry.stored, None)
+            for entry in self._target(profile).entries:
+                if entry.stored in kept and entry.stored not in state:
+                    fill = 1.0 if entry.name == "weight" else 0.0
+                    state[entry.stored] = np.full(self._shape(entry), fill, self._spec.dtype)
+            order = [e.stored for e in self._target(profile).entries]
+            state = OrderedDict(sorted(state.items(), key=lambda kv: order.index(kv[0])))
+        return state
 
     def _shape(self, entry: Entry) -> tuple[int, ...]:
         c = self._spec.num_features
@@ -438,6 +449,9 @@ def _same_pool(input: Tensor, spec: PoolSpec) -> Tensor:
         fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[nd]
         return fn(padded, spec.kernel_size, spec.stride, 0)
     fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[nd]
+    if spec.divisor_override:  # the window's sum over the divisor
+        return fn(F.pad(input, pad), spec.kernel_size, spec.stride, 0, False, True,
+                  spec.divisor_override)
     total = fn(F.pad(input, pad), spec.kernel_size, spec.stride, 0)
     ones = Tensor(np.ones((1, 1, *size), input.dtype))
     share = fn(F.pad(ones, pad), spec.kernel_size, spec.stride, 0)  # in-bounds / window

@@ -537,6 +537,25 @@ def pool(bound) -> PoolSpec:
     mode = mode.upper()
     kernel = _pool_ints(bound, "kernel_size", nd, 1)
     stride = _pool_ints(bound, "stride", nd, 1)
+    if mode != "PAD" and bound.kind.startswith("Avg"):
+        # MindSpore's AvgPool checks only the padding (at the call, in its AvgPool3D
+        # primitive's words); 'same' ignores ceil_mode and count_include_pad
+        padding = _pool_ints(bound, "padding", nd, 0)
+        if any(padding):
+            pads = tuple(v for v in (0,) * (3 - nd) + padding for _ in (0, 1))
+            raise ValueError(
+                f"For 'AvgPool3D', the 'pad' must be zero or (0, 0, 0, 0, 0, 0) when 'pad_mode' "
+                f'is not "PAD", but got \'pad\' is {pads} and '
+                f"'pad_mode' is {mode.lower()}."
+            )
+        same = mode == "SAME"
+        return PoolSpec(
+            bound.kind, kernel, stride,
+            SamePadding() if same else ConvPadding((0,) * nd, (0,) * nd), (1,) * nd,
+            ceil_mode=False if same else bool(bound["ceil_mode"]),
+            count_include_pad=bool(bound["count_include_pad"]),
+            divisor_override=bound.get("divisor_override"),
+        )
     extras = ("padding", "dilation", "return_indices", "ceil_mode")
     if mode != "PAD":
         changed = [

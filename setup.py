@@ -5,8 +5,8 @@ platform's baseline (x86-64: SSE2), so a wheel built on one machine runs on any 
 kernels whose speed is their vectors (``direct_*``, ``depthwise_*``: one source each, included
 by one small module per instruction set) are also compiled for AVX2 + FMA and for AVX-512;
 ``minidl.runtime`` picks the widest the CPU has at import (``MINIDL_MAX_ISA`` caps it).  On
-other platforms only the baseline modules are built.  Modules compile in parallel, one per
-core.
+other platforms (and with MSVC) only the baseline modules are built.  Modules compile in
+parallel, one per core.
 
 Environment switches (for development):
   MINIDL_DEBUG=1      bounds checks and wraparound on, -O0 -g (find an out-of-range index)
@@ -26,7 +26,10 @@ from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("MINIDL_DEBUG") == "1"
 ONLY = {name for name in os.environ.get("MINIDL_ONLY", "").split(",") if name}
-X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+# the per-instruction-set modules need GCC/Clang target flags on x86: elsewhere, baseline only
+MULTI_TARGET = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686") and (
+    sys.platform != "win32"
+)
 JOBS = os.cpu_count() or 1
 
 # the per-instruction-set modules, by the suffix of their name (GCC / Clang flags)
@@ -53,12 +56,12 @@ def target_of(name: str) -> str:
 def wanted(name: str) -> bool:
     if ONLY and name not in ONLY:
         return False
-    return X86 or target_of(name) == "baseline"
+    return MULTI_TARGET or target_of(name) == "baseline"
 
 
 def extension(path: str) -> Extension:
     name = Path(path).stem
-    flags = TARGET_FLAGS[target_of(name)] if sys.platform != "win32" else []
+    flags = TARGET_FLAGS[target_of(name)]
     return Extension(
         f"minidl._ext.{name}",
         [path],

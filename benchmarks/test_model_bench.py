@@ -1,4 +1,5 @@
-"""A LeNet-5 training step, and the machine's sgemm peak the conv GFLOP/s compare with."""
+"""A LeNet-5 training step, an epoch of the main job (examples/train_digits.py), and the
+machine's sgemm peak the conv GFLOP/s compare with."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from minidl.bench import lenet
+from minidl.bench import lenet, main_job
 from minidl.bench.machine import blas_settle
+from minidl.bench.report import MAIN_JOB_LABEL
 
 SGEMM_SIZE = 2048
 
@@ -22,6 +24,16 @@ def test_lenet_train_step(benchmark: Any, framework: str) -> None:
     step = lenet.training_steps()[framework]
     benchmark.group = f"LeNet-5 training step, N={lenet.BATCH}, SGD"
     benchmark.pedantic(step, rounds=30, warmup_rounds=3)
+
+
+@pytest.mark.parametrize("framework", ["minidl", "torch"])
+def test_main_job_epoch(benchmark: Any, framework: str) -> None:
+    reason = main_job.unavailable_reason()
+    if reason:
+        pytest.skip(f"the main job is unavailable: {reason}")
+    epoch = main_job.setup().epochs[framework]
+    benchmark.group = MAIN_JOB_LABEL
+    benchmark.pedantic(epoch, rounds=5, warmup_rounds=1)
 
 
 def test_sgemm_peak(benchmark: Any, threads: int) -> None:

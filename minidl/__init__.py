@@ -3,7 +3,7 @@
 # isort: off
 from . import runtime  # first: it sets what the kernels read when they load (see there)
 # isort: on
-from . import accelerator, cuda, data, nn, optim, profiles
+from . import accelerator, cuda, data, nn, optim, profiles, utils
 from ._device import device
 from ._dtypes import bool_ as bool
 from ._dtypes import float32, float64, int8, int16, int32, int64, uint8
@@ -34,6 +34,7 @@ from ._factories import (
 )
 from ._functions import FUNCTIONS as _FUNCTIONS
 from ._functions import is_floating_point, is_tensor, max, min, pow
+from ._generator import Generator
 from ._grad_mode import (
     enable_grad,
     inference_mode,
@@ -55,6 +56,7 @@ globals().update(_FUNCTIONS)  # minidl.sum, minidl.flatten, ...: see minidl/_fun
 __version__ = "0.1.0"
 
 __all__ = [
+    "Generator",
     "Tensor",
     "accelerator",
     "cuda",
@@ -78,6 +80,7 @@ __all__ = [
     "show_config",
     "stack",
     "tensor",
+    "utils",
     "where",
     # factories
     "arange",

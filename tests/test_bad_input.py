@@ -114,7 +114,7 @@ CASES = [
     ("Sequential[5]", lambda: nn.Sequential(nn.ReLU())[5], IndexError,
      "index 5 is out of range for a Sequential of 1", lambda t: t.nn.Sequential(t.nn.ReLU())[5]),
     ("Module.to(int64)", lambda: nn.Linear(2, 2).to(np.int64), TypeError,
-     "only accepts the floating point dtypes float32 and float64, got dtype='int64'",
+     "nn.Module.to only accepts floating point dtypes, but got desired dtype=int64",
      lambda t: t.nn.Linear(2, 2).to(t.int64)),
     # ---- optimizers and schedulers ----
     ("SGD(None)", lambda: optim.SGD(None), TypeError,
@@ -172,7 +172,8 @@ CASES = [
     ("default_collate([])", lambda: data.default_collate([]), ValueError,
      "default_collate needs at least one sample", None),  # torch: IndexError inside
     ("default_collate(ragged)", lambda: data.default_collate([np.ones(2), np.ones(3)]),
-     ValueError, r"must have one shape to be stacked, got shapes [(2,), (3,)]", None),
+     RuntimeError, "stack expects each tensor to be equal size, but got [2] at entry 0 and [3] "
+     "at entry 1", None),  # torch's type and message (issue 11: new API = PyTorch's errors)
 ]
 
 

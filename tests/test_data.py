@@ -53,9 +53,10 @@ def test_single_array_and_tensor_dataset():
     np.testing.assert_array_equal(batches[1].numpy(), x[4:])
     ds = TensorDataset(x, minidl.tensor(y))
     assert len(ds) == 7
-    xi, yi = ds[2]
-    np.testing.assert_array_equal(xi, x[2])
-    assert yi == 2
+    xi, yi = ds[2]  # Tensors, as torch's TensorDataset gives
+    assert isinstance(xi, minidl.Tensor) and isinstance(yi, minidl.Tensor)
+    np.testing.assert_array_equal(xi.numpy(), x[2])
+    assert yi.shape == () and yi.item() == 2
     (xb, yb), _ = list(DataLoader(ds, batch_size=4))
     np.testing.assert_array_equal(xb.numpy(), x[:4])
     np.testing.assert_array_equal(yb.numpy(), y[:4])
@@ -144,15 +145,15 @@ def test_loader_and_dataset_errors():
         TensorDataset(x, y[:3])
     with pytest.raises(TypeError, match="DataLoader needs"):
         DataLoader(42)
-    with pytest.raises(TypeError):
-        Dataset()
+    with pytest.raises(NotImplementedError, match="implement __getitem__"):
+        Dataset()[0]  # as torch's: the base class can be built, not indexed
 
     class NoLen(Dataset):
         def __getitem__(self, i):
             return i
 
     with pytest.raises(TypeError):
-        NoLen()
+        len(NoLen())
 
 
 # ---- digits ------------------------------------------------------------------------------------

@@ -41,36 +41,36 @@ from minidl._ext._common cimport ceil_div, pad_plane
 
 cdef extern from *:
     """
-    /* register blocks (override with CFLAGS=-DMINIDL_CB=... to tune): with AVX-512,
-       8 channels x 3 vectors (24 of the 32 registers) beat 4 x 4 on the bench case
-       ResNet 256@14 and level elsewhere */
+    /* register blocks per instruction set (override with CFLAGS=-DMINIDL_CB=... to tune):
+       forward CB output channels x NV vectors of positions, backward-weight WT taps x 1-2
+       channel vectors, in accumulators that fit the vector registers (32 with AVX-512, 16
+       with AVX2 and SSE).  AVX-512: 8 x 3 beat 4 x 4 on the bench case ResNet 256@14. */
     #if defined(__AVX512F__)
     #define MINIDL_VW 16
-    #ifndef MINIDL_NV
-    #define MINIDL_NV 3
-    #endif
+    #define MINIDL_DEFAULT_NV 3
+    #define MINIDL_DEFAULT_CB 8
+    #define MINIDL_DEFAULT_WT 12
     #elif defined(__AVX__)
     #define MINIDL_VW 8
-    #define MINIDL_NV 2
+    #define MINIDL_DEFAULT_NV 2
+    #define MINIDL_DEFAULT_CB 4
+    #define MINIDL_DEFAULT_WT 4
     #else
     #define MINIDL_VW 4
-    #define MINIDL_NV 2
+    #define MINIDL_DEFAULT_NV 2
+    #define MINIDL_DEFAULT_CB 4
+    #define MINIDL_DEFAULT_WT 4
+    #endif
+    #ifndef MINIDL_NV
+    #define MINIDL_NV MINIDL_DEFAULT_NV
     #endif
     #ifndef MINIDL_CB
-    #if MINIDL_VW >= 16
-    #define MINIDL_CB 8
-    #else
-    #define MINIDL_CB 4
+    #define MINIDL_CB MINIDL_DEFAULT_CB
     #endif
+    #ifndef MINIDL_WT
+    #define MINIDL_WT MINIDL_DEFAULT_WT
     #endif
     #define MINIDL_BLOCK (MINIDL_VW * MINIDL_NV)
-    #if MINIDL_VW >= 16
-    #ifndef MINIDL_WT
-    #define MINIDL_WT 12
-    #endif
-    #else
-    #define MINIDL_WT 4
-    #endif
     /* aligned(4): loads at any float offset */
     typedef float minidl_vf __attribute__((vector_size(4 * MINIDL_VW), aligned(4)));
 

@@ -1,9 +1,12 @@
 """minidl's convolution benchmark against PyTorch (CPU) and a numpy im2col baseline.
 
 ``python -m minidl.bench`` times every shape of :data:`minidl.bench.cases.CASES` (forward,
-backward, forward+backward), a LeNet-5 training step and the peak memory of a forward+backward,
-prints markdown tables with the targets and writes ``results.json`` and ``ratios.png``.
-The pytest-benchmark suite in ``benchmarks/`` times the same workloads.
+backward, forward+backward), a LeNet-5 training step, an epoch of ``examples/train_digits.py``
+(the main job, :mod:`minidl.bench.main_job`) and the peak memory of a forward+backward, once per
+instruction-set path the CPU has (:mod:`minidl.bench.isa_paths`: a subprocess each, minidl and
+PyTorch capped alike). It prints markdown tables with the targets per path and writes
+``results.json`` and a ``ratios_<path>.png`` per path. The pytest-benchmark suite in
+``benchmarks/`` times the same workloads in one process.
 """
 
 from .cases import CASES, ConvCase

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -64,15 +66,37 @@ def blas_libraries() -> list[dict[str, object]]:
     return [{k: lib.get(k) for k in keys} for lib in threadpool_info() if lib["user_api"] == "blas"]
 
 
-def cpu_flags() -> set[str]:
+def _cpuinfo_field(name: str) -> str | None:
+    """The first value of ``name`` in /proc/cpuinfo (None where there is no such file)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                key, _, value = line.partition(":")
+                if key.strip() == name:
+                    return value.strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_flags() -> set[str]:
+    return set((_cpuinfo_field("flags") or "").split())
+
+
+def cpu_model() -> str:
+    """The CPU's 'model name' from /proc/cpuinfo, else what the platform module knows."""
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+# Environment variables that cap the instruction set of minidl's kernels and of PyTorch
+ISA_CAP_VARIABLES = ("MINIDL_MAX_ISA", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+
+
+def describe_caps(caps: Mapping[str, str | None]) -> str:
+    """``MINIDL_MAX_ISA=avx2, ONEDNN_MAX_CPU_ISA=AVX2, ...``; unset ones named as such."""
+    set_ = [f"{name}={value}" for name, value in caps.items() if value is not None]
+    unset = [name for name, value in caps.items() if value is None]
+    return ", ".join(set_ + ([" and ".join(unset) + " unset"] if unset else []))
 
 
 def machine_info(threads: int) -> dict[str, object]:
@@ -80,6 +104,7 @@ def machine_info(threads: int) -> dict[str, object]:
     flags = cpu_flags()
     return {
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
         "threads": threads,
         "avx512f": "avx512f" in flags,
@@ -91,6 +116,8 @@ def machine_info(threads: int) -> dict[str, object]:
         # both frameworks run in this process: glibc keeps freed memory for both (minidl.runtime)
         "minidl_retains_freed_memory": _retaining_freed_memory(),
         "minidl_isa": _isa(),
+        "torch_cpu_capability": _torch_cpu_capability(),
+        "isa_caps": {name: os.environ.get(name) for name in ISA_CAP_VARIABLES},
     }
 
 
@@ -106,10 +133,19 @@ def _isa() -> str:
     return runtime.isa()
 
 
+def _torch_cpu_capability() -> str:
+    """The vector width of PyTorch's ATen kernels ('AVX512', 'AVX2', 'DEFAULT', ...)."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def blas_warning(info: dict[str, object]) -> str | None:
-    """A note when OpenBLAS runs narrower kernels than the CPU has (e.g. forced to Haswell)."""
+    """A note when OpenBLAS runs narrower kernels than the CPU has (e.g. forced to Haswell),
+    on the AVX-512 path (on a capped path PyTorch and minidl are capped too)."""
     archs = {str(lib.get("architecture")) for lib in info["blas"]}  # type: ignore[union-attr]
-    if info["avx512f"] and archs & {"Haswell", "Zen", "Sandybridge"}:
+    on_avx512_path = info.get("minidl_isa", "avx512") == "avx512"
+    if info["avx512f"] and on_avx512_path and archs & {"Haswell", "Zen", "Sandybridge"}:
         forced = info["OPENBLAS_CORETYPE"]
         why = f" (OPENBLAS_CORETYPE={forced})" if forced else ""
         return (
@@ -119,6 +155,23 @@ def blas_warning(info: dict[str, object]) -> str | None:
             "used where they win, do too)."
         )
     return None
+
+
+# ---- subprocesses ------------------------------------------------------------------------------
+def child_env(overrides: Mapping[str, str | None],
+              base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a benchmark subprocess: ``base`` (this process's by default) with
+    ``overrides`` applied (None removes a variable), and the directory holding the minidl
+    package first on PYTHONPATH, so that the child runs this very minidl."""
+    env = dict(os.environ if base is None else base)
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
 
 
 # ---- how busy the rest of the machine was -------------------------------------------------

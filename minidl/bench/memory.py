@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import resource
 import subprocess
 import sys
 import tracemalloc
 from dataclasses import replace
-from pathlib import Path
 
 from .cases import CASES, ConvCase, case_by_name
+from .machine import child_env
 from .workloads import WORKLOADS, conv_inputs
 
 METHOD = (
@@ -121,10 +120,8 @@ def measure(case: ConvCase, threads: int) -> dict[str, dict[str, object]]:
 
 def _run_child(framework: str, case: ConvCase, threads: int) -> dict[str, object]:
     cmd = [sys.executable, "-m", "minidl.bench.memory", framework, case.name, str(threads)]
-    env = {**os.environ, **MALLOC_ENV}
-    root = str(Path(__file__).resolve().parents[2])  # the directory holding the minidl package
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=child_env(MALLOC_ENV),
+                          timeout=600)
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import lenet, machine, memory
+from . import lenet, machine, main_job, memory
 from .cases import CASES, MEMORY_CASE, PASSES, ConvCase, case_by_name, quick_cases
 from .timing import (
     FULL_BUDGET,
@@ -20,7 +22,7 @@ from .timing import (
     noise,
     summary,
 )
-from .workloads import WORKLOADS, ConvInputs, Timed, conv_inputs, forward_output
+from .workloads import WORKLOADS, ConvInputs, Timed, conv_inputs, forward_output, nothing
 
 CHECK_RTOL = 1e-3  # forward outputs must agree with PyTorch before anything is timed
 
@@ -47,6 +49,15 @@ class Settings:
         return tuple(case_by_name(name, cases) for name in self.case_names)
 
 
+def settings_to_json(settings: Settings) -> str:
+    return json.dumps(asdict(settings))
+
+
+def settings_from_json(text: str) -> Settings:
+    fields = json.loads(text)
+    return Settings(**{**fields, "case_names": tuple(fields.get("case_names", ()))})
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -68,7 +79,8 @@ def run(settings: Settings) -> dict[str, object]:
     start = machine.cpu_snapshot()
     peak_before = measure_peak(settings)
     cases = run_cases(settings)
-    train = run_lenet_quietest(settings.budget)
+    train = quietest(run_lenet, settings.budget, "LeNet-5 training step")
+    job = quietest(run_main_job, settings.budget, "main job epoch")
     mem = run_memory(settings)
     peak_after = measure_peak(settings)
     info["load_average_1min_end"] = machine.machine_info(settings.threads)["load_average_1min"]
@@ -82,6 +94,7 @@ def run(settings: Settings) -> dict[str, object]:
         "sgemm_peak_runs_foreign_cpu_share": [peak_before[1], peak_after[1]],
         "cases": cases,
         "lenet_train_step": train,
+        "main_job": job,
         "memory": mem,
     }
 
@@ -202,15 +215,52 @@ def run_lenet(budget: Budget) -> dict[str, object]:
     }
 
 
-def run_lenet_quietest(budget: Budget) -> dict[str, object]:
-    """The LeNet step, measured again if busy rounds had to be kept; the quieter result."""
-    train = run_lenet(budget)
-    if not train.get("available") or not train["noise"]["busy_rounds_kept"]:
-        return train
-    log("LeNet-5 training step: the machine was busy, measuring again")
-    again = run_lenet(budget)
-    quieter = again["noise"]["busy_rounds_kept"] <= train["noise"]["busy_rounds_kept"]
-    return again if quieter else train
+def quietest(measure: Callable[[Budget], dict[str, Any]], budget: Budget,
+             name: str) -> dict[str, Any]:
+    """``measure(budget)``, measured again if busy rounds had to be kept; the quieter result
+    (results without "noise" are those of an unavailable workload)."""
+    first = measure(budget)
+    if not first.get("available") or not first["noise"]["busy_rounds_kept"]:
+        return first
+    log(f"{name}: the machine was busy, measuring again")
+    again = measure(budget)
+    quieter = again["noise"]["busy_rounds_kept"] <= first["noise"]["busy_rounds_kept"]
+    return again if quieter else first
+
+
+def run_main_job(budget: Budget) -> dict[str, Any]:
+    """Epochs of examples/train_digits.py, minidl and PyTorch interleaved.
+
+    The first epoch of each framework runs untimed (it records the algorithms minidl's convs
+    used and each framework's losses); then ``budget`` decides how many more are timed."""
+    reason = main_job.unavailable_reason()
+    if reason:
+        log(f"main job unavailable: {reason}")
+        return {"available": False, "missing": [reason]}
+    log("main job: epochs of examples/train_digits.py")
+    job = main_job.setup()
+    from minidl._ext import dispatch
+
+    with dispatch.record() as calls:
+        first = {"minidl": job.epochs["minidl"]()}
+    first["torch"] = job.epochs["torch"]()
+    ops = {fw: Timed(nothing, lambda _, epoch=epoch: epoch()) for fw, epoch in job.epochs.items()}
+    start = machine.cpu_snapshot()
+    measured = interleaved(ops, budget)
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc")
+    return {
+        "available": True,
+        "foreign_cpu_share": machine.foreign_cpu_share(start, machine.cpu_snapshot()),
+        "batch_size": job.batch_size,
+        "train_images": job.train_images,
+        "test_images": job.test_images,
+        "lr": job.lr,
+        "profile": job.profile,
+        "first_epoch": {fw: dict(zip(keys, values, strict=True)) for fw, values in first.items()},
+        "minidl_algorithms": sorted(set(calls)),
+        "epoch": {fw: summary(s) for fw, s in measured.samples.items()},
+        "noise": noise(measured),
+    }
 
 
 def run_memory(settings: Settings) -> dict[str, object]:

@@ -10,10 +10,12 @@ from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
 from .loss import *  # noqa: F403
 from .loss import __all__ as _loss_all
-from .module import Module, Parameter, Sequential
+from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
 __all__ = [
     "Module",
+    "ModuleDict",
+    "ModuleList",
     "Parameter",
     "Sequential",
     "functional",

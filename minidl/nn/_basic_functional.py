@@ -180,6 +180,22 @@ def check_dropout_probability(p: Any) -> float:
     return value
 
 
+def _dropout(input: Tensor, p: float, training: bool, mask_shape: tuple[int, ...]) -> Tensor:
+    """Zero with probability ``p`` on a mask of ``mask_shape`` (broadcast over the input) and
+    scale the kept values by ``1 / (1 - p)``, computed as PyTorch does (mask / (1 - p) in the
+    input's dtype, then one multiply)."""
+    x = input.data
+    if not training or p == 0.0 or x.size == 0:
+        return input
+    if p == 1.0:
+        scale = np.zeros(mask_shape, x.dtype)
+    else:
+        keep = generator().random(mask_shape, dtype=x.dtype.type) >= x.dtype.type(p)
+        scale = keep.astype(x.dtype)
+        scale /= x.dtype.type(1.0 - p)
+    return _result(x * scale, (input,), lambda g: (g * scale,))
+
+
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Inverted dropout: zero each element with probability ``p``, scale the rest by 1/(1-p).
 
@@ -188,15 +204,161 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     """
     check_dropout_probability(p)
     x = _check_float("dropout", "input", input)
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        scale = np.zeros(x.shape, x.dtype)
-    else:
-        keep = generator().random(x.shape, dtype=x.dtype.type) >= x.dtype.type(p)
-        scale = keep.astype(x.dtype)
-        scale *= x.dtype.type(1.0 / (1.0 - p))
-    return _result(x * scale, (input,), lambda g: (g * scale,))
+    return _dropout(input, p, training, x.shape)
+
+
+def _feature_dropout(op: str, input: Tensor, p: float, training: bool) -> Tensor:
+    """Zero whole channels: one draw per (sample, channel), dims 0 and 1 of ``input``."""
+    x = _check_float(op, "input", input)
+    if x.ndim < 2:
+        raise ValueError(
+            f"{op}: channel-wise dropout needs at least 2 dims (N, C, ...), got shape {x.shape}"
+        )
+    return _dropout(input, p, training, x.shape[:2] + (1,) * (x.ndim - 2))
+
+
+def _warn_rank(op: str, ndim: int, ranks: tuple[int, int], spatial: int) -> None:
+    warnings.warn(
+        f"{op}: Received a {ndim}-D input to {op}, which is deprecated and will result in an "
+        "error in a future release. To retain the behavior and silence this warning, please "
+        f"use dropout instead. Note that {op} exists to provide channel-wise dropout on "
+        f"inputs with {spatial} spatial dimensions, a channel dimension, and an optional "
+        f"batch dimension (i.e. {ranks[0]}D or {ranks[1]}D inputs).",
+        stacklevel=3,
+    )
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Channel-wise dropout of (N, C, L) or unbatched (C, L) input: each channel of each
+    sample is zeroed whole with probability ``p``, the rest scaled by 1/(1-p)."""
+    check_dropout_probability(p)
+    if not isinstance(input, Tensor) or input.ndim not in (2, 3):
+        shape = getattr(input, "shape", None)
+        raise ValueError(f"dropout1d: expected 2D or 3D input, got shape {shape}")
+    if input.ndim == 2 and training and p != 0.0:
+        return _feature_dropout("dropout1d", input.unsqueeze(0), p, training).squeeze(0)
+    return _feature_dropout("dropout1d", input, p, training)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Channel-wise dropout of (N, C, H, W) input: each channel of each sample is zeroed whole
+    with probability ``p``, the rest scaled by 1/(1-p). As PyTorch, a 3-D input is taken as
+    (N, C, L) (with PyTorch's warning), other ranks warn and drop per (dim 0, dim 1)."""
+    check_dropout_probability(p)
+    x = _check_float("dropout2d", "input", input)
+    if x.ndim not in (3, 4):
+        _warn_rank("dropout2d", x.ndim, (3, 4), 2)
+    if x.ndim == 3:
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D "
+            "dropout behavior is desired - input is interpreted as shape (N, C, L), where C is "
+            "the channel dim. This behavior will change in a future release to interpret the "
+            "input as one without a batch dimension, i.e. shape (C, H, W). To maintain the 1D "
+            "channel-wise dropout behavior, please switch to using dropout1d instead.",
+            stacklevel=2,
+        )
+    return _feature_dropout("dropout2d", input, p, training)
+
+
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Channel-wise dropout of (N, C, D, H, W) or unbatched (C, D, H, W) input."""
+    check_dropout_probability(p)
+    x = _check_float("dropout3d", "input", input)
+    if x.ndim not in (4, 5):
+        _warn_rank("dropout3d", x.ndim, (4, 5), 3)
+    if x.ndim == 5 or not training or p == 0.0:
+        return _feature_dropout("dropout3d", input, p, training)
+    return _feature_dropout("dropout3d", input.unsqueeze(0), p, training).squeeze(0)
+
+
+# ---- embedding and one_hot -------------------------------------------------------------------
+def _check_indices(op: str, input: Any) -> np.ndarray:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: input must be a minidl Tensor of indices, got "
+                        f"{type(input).__name__}")
+    if input.dtype.kind not in "iu":
+        raise TypeError(f"{op}: indices must be an integer tensor (int64), got dtype "
+                        f"{input.dtype}")
+    return input.data
+
+
+def _renorm_rows(weight: np.ndarray, rows: np.ndarray, max_norm: float,
+                 norm_type: float) -> None:
+    """``torch.embedding_renorm_``: rows (looked up) whose norm exceeds ``max_norm`` are
+    scaled in place to norm ``max_norm`` (with PyTorch's 1e-7 guard)."""
+    rows = np.unique(rows)
+    norms = np.linalg.norm(weight[rows].astype(np.float64), ord=norm_type, axis=1)
+    over = norms > max_norm
+    scale = (max_norm / (norms[over] + 1e-7)).astype(weight.dtype)
+    weight[rows[over]] *= scale[:, None]
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of ``weight`` (num_embeddings, dim) picked by integer ``input`` of any shape:
+    output shape ``input.shape + (dim,)``. ``padding_idx``'s row gets no gradient;
+    ``max_norm`` renormalises the looked-up rows of ``weight`` in place first;
+    ``scale_grad_by_freq`` divides each row's gradient by its count in the batch."""
+    index = _check_indices("embedding", input)
+    w = _check_float("embedding", "weight", weight)
+    if w.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), "
+                         f"got shape {w.shape}")
+    count = w.shape[0]
+    if index.size and (index.min() < 0 or index.max() >= count):
+        bad = int(index.min()) if index.min() < 0 else int(index.max())
+        raise IndexError(f"embedding: index {bad} is out of range for {count} embeddings "
+                         f"(weight shape {w.shape})")
+    if sparse:
+        raise NotImplementedError("embedding: minidl has no sparse gradients; use sparse=False")
+    padding = _padding_index(padding_idx, count)
+    if max_norm is not None:
+        _renorm_rows(w, index.reshape(-1), max_norm, norm_type)
+    flat = index.reshape(-1)
+
+    def backward(g):
+        rows = g.reshape(-1, w.shape[1])
+        if scale_grad_by_freq:
+            counts = np.bincount(flat, minlength=count)
+            rows = rows / counts[flat][:, None].astype(rows.dtype)
+        if padding is not None:
+            rows = rows * (flat != padding)[:, None].astype(rows.dtype)
+        grad = np.zeros_like(w)
+        np.add.at(grad, flat, rows)
+        return (None, grad)
+
+    return _result(w[index], (input, weight), backward)
+
+
+def _padding_index(padding_idx: int | None, count: int) -> int | None:
+    if padding_idx is None:
+        return None
+    if not -count <= padding_idx < count:
+        raise ValueError(f"Padding_idx must be within num_embeddings: padding_idx={padding_idx} "
+                         f"for {count} embeddings")
+    return padding_idx % count
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """int64 tensor of shape ``tensor.shape + (num_classes,)`` with a 1 at each index;
+    ``num_classes=-1`` takes ``max + 1``."""
+    index = _check_indices("one_hot", tensor)
+    if index.size and index.min() < 0:
+        raise ValueError(f"one_hot: class values must be non-negative, got {int(index.min())}")
+    if num_classes == -1:
+        if not index.size:
+            raise ValueError("one_hot: cannot infer the number of classes from an empty tensor")
+        num_classes = int(index.max()) + 1
+    elif index.size and index.max() >= num_classes:
+        raise ValueError(f"one_hot: class values must be smaller than num_classes="
+                         f"{num_classes}, got {int(index.max())}")
+    out = np.zeros(index.shape + (num_classes,), np.int64)
+    np.put_along_axis(out, index[..., None].astype(np.int64), 1, axis=-1)
+    return Tensor(out)
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -226,6 +388,11 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 __all__ = [
     "dropout",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "embedding",
+    "one_hot",
     "flatten",
     "gelu",
     "leaky_relu",

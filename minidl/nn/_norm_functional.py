@@ -1,4 +1,4 @@
-"""Batch normalisation as one fused op with the analytic backward.
+"""Batch and layer normalisation, each one fused op with the analytic backward.
 
 Training normalises with the biased batch variance and folds the *unbiased* variance into
 ``running_var`` (PyTorch's rule); evaluation normalises with the running statistics. With
@@ -10,6 +10,9 @@ Training normalises with the biased batch variance and folds the *unbiased* vari
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -126,4 +129,84 @@ def batch_norm(
     return _result(y, parents, backward)
 
 
-__all__ = ["batch_norm"]
+def _normalized_dims(input: Tensor, normalized_shape: Any) -> tuple[int, ...]:
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(
+        normalized_shape
+    )
+    k = len(shape)
+    if k == 0 or input.ndim < k or input.shape[input.ndim - k:] != shape:
+        raise ValueError(
+            f"layer_norm: normalized_shape={list(shape)} needs input of shape [*, "
+            f"{', '.join(map(str, shape))}], got input of shape {list(input.shape)}"
+        )
+    return shape
+
+
+def _affine_vector(name: str, t: Tensor | None, shape: tuple[int, ...], x: np.ndarray):
+    if t is None:
+        return None
+    if not isinstance(t, Tensor):
+        raise TypeError(f"layer_norm: {name} must be a minidl Tensor, got {type(t).__name__}")
+    if t.shape != shape:
+        raise ValueError(
+            f"layer_norm: {name} has shape {list(t.shape)}, expected normalized_shape "
+            f"{list(shape)}"
+        )
+    if t.dtype != x.dtype:
+        raise TypeError(f"layer_norm: {name} has dtype {t.dtype} but the input has {x.dtype}")
+    return t.data
+
+
+def layer_norm(
+    input: Tensor,
+    normalized_shape: int | Sequence[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise over the trailing ``normalized_shape`` dims of each sample: ``(x - mean) /
+    sqrt(var + eps) * weight + bias`` with the biased variance (statistics in float64). The
+    backward, with ``xhat`` the normalised input and ``gh = g * weight``::
+
+        dx = rstd * (gh - mean(gh) - xhat * mean(gh * xhat))
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"layer_norm: input must be a minidl Tensor, got {type(input).__name__}")
+    x = input.data
+    if x.dtype != np.float32 and x.dtype != np.float64:
+        raise TypeError(f"layer_norm: input must be float32 or float64, got dtype {x.dtype}")
+    shape = _normalized_dims(input, normalized_shape)
+    w = _affine_vector("weight", weight, shape, x)
+    b = _affine_vector("bias", bias, shape, x)
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    wide = x.astype(np.float64)
+    mean = wide.mean(axis=axes, keepdims=True)
+    centered = wide - mean
+    rstd = 1.0 / np.sqrt(np.square(centered).mean(axis=axes, keepdims=True) + eps)
+    xhat = (centered * rstd).astype(x.dtype)
+    y = xhat if w is None else xhat * w
+    if b is not None:
+        y = y + b
+    lead = tuple(range(x.ndim - len(shape)))
+
+    def backward(g):
+        gh = g if w is None else g * w
+        gx = None
+        if input.requires_grad:
+            gh64 = gh.astype(np.float64)
+            xhat64 = centered * rstd
+            gx = rstd * (gh64 - gh64.mean(axis=axes, keepdims=True)
+                         - xhat64 * (gh64 * xhat64).mean(axis=axes, keepdims=True))
+            gx = gx.astype(x.dtype)
+        grads = [gx]
+        if weight is not None:
+            grads.append((g * xhat).sum(axis=lead) if weight.requires_grad else None)
+        if bias is not None:
+            grads.append(g.sum(axis=lead) if bias.requires_grad else None)
+        return grads
+
+    parents = (input,) + tuple(t for t in (weight, bias) if t is not None)
+    return _result(y, parents, backward)
+
+
+__all__ = ["batch_norm", "layer_norm"]

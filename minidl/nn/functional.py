@@ -2,11 +2,16 @@
 
 from ._basic_functional import (
     dropout,
+    dropout1d,
+    dropout2d,
+    dropout3d,
+    embedding,
     flatten,
     gelu,
     leaky_relu,
     linear,
     log_softmax,
+    one_hot,
     relu,
     sigmoid,
     softmax,
@@ -21,6 +26,7 @@ from ._conv_functional import (
     conv_transpose3d,
     pad,
 )
+from ._interpolate_functional import interpolate
 from ._loss_functional import (
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -28,7 +34,7 @@ from ._loss_functional import (
     mse_loss,
     nll_loss,
 )
-from ._norm_functional import batch_norm
+from ._norm_functional import batch_norm, layer_norm
 from ._pool_functional import (
     adaptive_avg_pool2d,
     avg_pool1d,
@@ -57,6 +63,12 @@ __all__ = [
     "leaky_relu",
     "gelu",
     "dropout",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "embedding",
+    "one_hot",
+    "interpolate",
     "flatten",
     "max_pool1d",
     "max_pool2d",
@@ -66,6 +78,7 @@ __all__ = [
     "avg_pool3d",
     "adaptive_avg_pool2d",
     "batch_norm",
+    "layer_norm",
     # losses
     "cross_entropy",
     "nll_loss",

@@ -1,4 +1,5 @@
-"""Module, Parameter and Sequential, with PyTorch's names and state_dict semantics.
+"""Module, Parameter, Sequential, ModuleList and ModuleDict, with PyTorch's names and state_dict
+semantics.
 
 A module may store a parameter in another framework's layout (the conv profiles do). Two hooks
 carry that into checkpoints: ``_export_state(profile)`` gives a module's own entries in the
@@ -8,12 +9,16 @@ below are the identity, and conv layers override them.
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
+from .._device import cpu_device
+from .._tensor_ops import _to_arguments
 from ..tensor import Tensor
 
 
@@ -116,11 +121,21 @@ class Module:
         self._buffers[name] = None if value is None else Tensor(value)
 
     def add_module(self, name: str, module: Module | None) -> None:
-        """Register ``module`` as the child ``name`` (``None`` keeps the name, empty)."""
-        _check_name("module", name)
-        if module is not None and not isinstance(module, Module):
+        """Register ``module`` as the child ``name`` (PyTorch's checks and errors)."""
+        if not isinstance(module, Module) and module is not None:
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        if not isinstance(name, str):
+            raise TypeError(f"module name should be a string. Got {type(name).__name__}")
+        if hasattr(self, name) and name not in self._modules:
+            raise KeyError(f"attribute '{name}' already exists")
+        if "." in name:
+            raise KeyError(f'module name can\'t contain ".", got: {name}')
+        if name == "":
+            raise KeyError('module name can\'t be empty string ""')
+        self.__dict__.pop(name, None)
         self._modules[name] = module
+
+    register_module = add_module
 
     # ---- traversal ------------------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
@@ -187,15 +202,36 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
-    def to(self, dtype: Any) -> Module:
-        """Cast every parameter and floating buffer to ``dtype`` (float64 for gradient checks)."""
-        dtype = _float_dtype(dtype)
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(tensor)``, in place, as
+        PyTorch's. minidl runs on the CPU: ``'cpu'`` is accepted (nothing moves), any other
+        device raises. A floating dtype casts every floating parameter, gradient and buffer
+        (float64 for gradient checks); integer buffers keep their dtype."""
+        dtype, _ = _to_arguments(args, kwargs)  # Tensor.to's parsing; raises for a non-CPU device
+        if dtype is None:
+            return self
+        if dtype.kind != "f":
+            raise TypeError(
+                "nn.Module.to only accepts floating point dtypes, but got desired dtype="
+                f"{dtype}"
+            )
         for p in self.parameters():
             p.data = p.data.astype(dtype)
+            if p.grad is not None:
+                p.grad = Tensor(p.grad.data.astype(dtype))
         for module in self.modules():
             for name, buf in module._buffers.items():
                 if buf is not None and buf.dtype.kind == "f":
                     module._buffers[name] = Tensor(buf.data.astype(dtype))
+        return self
+
+    def cpu(self) -> Module:
+        """Already there: minidl keeps every tensor in main memory."""
+        return self
+
+    def cuda(self, device: Any = None) -> Module:
+        """Always raises: minidl has no CUDA backend."""
+        cpu_device("cuda")
         return self
 
     def double(self) -> Module:
@@ -342,4 +378,167 @@ class Sequential(Module):
         return self
 
 
-__all__ = ["Module", "Parameter", "Sequential"]
+def _index(container: Module, idx: Any) -> str:
+    """The key of list position ``idx`` (negative counts from the end)."""
+    idx = operator.index(idx)
+    if not -len(container) <= idx < len(container):
+        raise IndexError(f"index {idx} is out of range")
+    return str(idx + len(container) if idx < 0 else idx)
+
+
+class ModuleList(Module):
+    """A list of modules, each registered as a child named by its position (``'0'``, ``'1'``,
+    ...), so ``state_dict`` keys read ``layers.0.weight`` as in PyTorch."""
+
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def __getitem__(self, idx: int | slice) -> Module | ModuleList:
+        if isinstance(idx, slice):
+            return type(self)(list(self._modules.values())[idx])
+        return self._modules[_index(self, idx)]
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        setattr(self, _index(self, idx), module)
+
+    def __delitem__(self, idx: int | slice) -> None:
+        if isinstance(idx, slice):
+            for k in range(len(self._modules))[idx]:
+                delattr(self, str(k))
+        else:
+            delattr(self, _index(self, idx))
+        renumbered = OrderedDict(
+            (str(i), m) for i, m in enumerate(self._modules.values())
+        )
+        object.__setattr__(self, "_modules", renumbered)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
+        return self.extend(modules)
+
+    def __add__(self, other: Iterable[Module]) -> ModuleList:
+        combined = ModuleList()
+        for i, module in enumerate(chain(self, other)):
+            combined.add_module(str(i), module)
+        return combined
+
+    def insert(self, index: int, module: Module) -> None:
+        for i in range(len(self._modules), index, -1):
+            self._modules[str(i)] = self._modules[str(i - 1)]
+        self._modules[str(index)] = module
+
+    def append(self, module: Module) -> ModuleList:
+        self.add_module(str(len(self)), module)
+        return self
+
+    def pop(self, key: int | slice) -> Module:
+        value = self[key]
+        del self[key]
+        return value
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        if not isinstance(modules, Iterable):
+            raise TypeError(
+                "ModuleList.extend should be called with an iterable, but got "
+                + type(modules).__name__
+            )
+        offset = len(self)
+        for i, module in enumerate(modules):
+            self.add_module(str(offset + i), module)
+        return self
+
+    def __repr__(self) -> str:
+        """Runs of identical children print once, as ``(0-2): 3 x Linear(...)`` (PyTorch's)."""
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return "ModuleList()"
+        runs: list[list[Any]] = []
+        for i, text in enumerate(reprs):
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, text])
+        lines = []
+        for start, end, text in runs:
+            label = f"({start})" if start == end else f"({start}-{end}): {end - start + 1} x"
+            line = f"{label}: {text}" if start == end else f"{label} {text}"
+            lines.append(line.replace("\n", "\n  "))
+        return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
+
+
+class ModuleDict(Module):
+    """An ordered dict of modules, each registered as a child under its key."""
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[Any] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def clear(self) -> None:
+        self._modules.clear()
+
+    def pop(self, key: str) -> Module:
+        value = self[key]
+        del self[key]
+        return value
+
+    def keys(self) -> KeysView[str]:
+        return self._modules.keys()
+
+    def items(self) -> ItemsView[str, Module]:
+        return self._modules.items()
+
+    def values(self) -> ValuesView[Module]:
+        return self._modules.values()
+
+    def update(self, modules: Mapping[str, Module] | Iterable[Any]) -> None:
+        """Add modules from a mapping (in its order) or from ``(key, module)`` pairs."""
+        if not isinstance(modules, Iterable):
+            raise TypeError(
+                "ModuleDict.update should be called with an iterable of key/value pairs, but "
+                "got " + type(modules).__name__
+            )
+        if isinstance(modules, (Mapping, ModuleDict)):
+            for key, module in modules.items():
+                self[key] = module
+            return
+        for j, pair in enumerate(modules):
+            if not isinstance(pair, Iterable):
+                raise TypeError(
+                    f"ModuleDict update sequence element #{j} should be Iterable; is"
+                    + type(pair).__name__
+                )
+            if len(pair) != 2:
+                raise ValueError(
+                    f"ModuleDict update sequence element #{j} has length {len(pair)}; 2 is "
+                    "required"
+                )
+            self[pair[0]] = pair[1]
+
+
+__all__ = ["Module", "ModuleDict", "ModuleList", "Parameter", "Sequential"]

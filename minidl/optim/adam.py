@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from .optimizer import Optimizer, _check_nonnegative, _fma, _is_number, _param_arrays
+from .optimizer import (
+    Optimizer,
+    _check_nonnegative,
+    _fma,
+    _is_number,
+    _lerp,
+    _param_arrays,
+)
 
 
 def _check_betas(betas: Any) -> None:
@@ -93,12 +100,7 @@ class Adam(Optimizer):
                 else:
                     grad = _fma(data, weight_decay, grad)
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            # exp_avg.lerp_(grad, 1 - beta1), in torch's two-branch form
-            weight = data.dtype.type(1 - beta1)
-            if weight < 0.5:
-                _fma(grad - exp_avg, weight, exp_avg, out=exp_avg)
-            else:
-                _fma(grad - exp_avg, -(1 - weight), grad, out=exp_avg)
+            _lerp(exp_avg, grad, 1 - beta1)
             # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             exp_avg_sq *= beta2
             _fma((1 - beta2) * grad, grad, exp_avg_sq, out=exp_avg_sq)

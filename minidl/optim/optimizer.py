@@ -317,6 +317,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
+    """``start.lerp_(end, weight)`` in place, in torch's two-branch form (each branch one fused
+    multiply-add)."""
+    weight = start.dtype.type(weight)
+    if weight < 0.5:
+        return _fma(end - start, weight, start, out=start)
+    return _fma(end - start, -(1 - weight), end, out=start)
+
+
 def _check_nonnegative(group: dict[str, Any], key: str, label: str) -> None:
     """``group[key]`` (when present) is a number >= 0: TypeError for another type, as
     torch.optim raises, ValueError for a negative value or NaN."""

@@ -135,6 +135,8 @@ class _ChannelDropout(Dropout):
     (they are not part of the profiles: ``Dropout(0.8)`` is keep_prob under MindSpore's, but
     MindSpore's ``Dropout2d(p=0.5)`` already takes ``p``)."""
 
+    convertible = False  # minidl.profiles.convert keeps them as they are
+
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__(p, inplace, profile="torch")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import init
 from .layout import Layout
-from .modules import Entry, ModuleDef, count, loose_tuple, number
+from .modules import BATCH_NORM_INIT, Entry, ModuleDef, count, loose_tuple, number
 from .padding import ConvPadding, TransposeWindow
 from .profile import Profile
 from .signature import Arg, LayerDef, args
@@ -191,7 +191,7 @@ def pool(bound) -> PoolSpec:
         loose_tuple(bound["stride"] or bound["kernel_size"], 2),
         ConvPadding(padding, padding),
         (1, 1),
-        count_include_pad=mode == "average",
+        count_include_pad=True if mode is None else mode == "average",
     )
 
 
@@ -247,6 +247,7 @@ MODULES = {
             batch_norm,
             encode_batch_norm,
             BATCH_NORM_ENTRIES,
+            init=lambda bound: BATCH_NORM_INIT,
             notes={
                 "momentum": "fraction of the old value: running = m * running + (1 - m) * batch",
                 "running variance": "unbiased batch variance (the output uses the biased one)",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _geometry
-from .init import Init
+from .init import Init, constant
 from .signature import Bound, LayerDef
 
 # canonical entry -> (parameter or buffer, PyTorch's shape in terms of the spec)
@@ -22,6 +22,13 @@ BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 # stored shape forms: 'vector' (C,), 'matrix' (out, in), '1c11' (1, C, 1, 1) (MegEngine),
 # 'scalar' () (PyTorch's num_batches_tracked)
 SHAPE_FORMS = ("vector", "matrix", "1c11", "scalar")
+# PyTorch's and MegEngine's BatchNorm (MindSpore's through gamma_init, ... with these defaults)
+BATCH_NORM_INIT: Mapping[str, Init] = {
+    "weight": constant(1.0),
+    "bias": constant(0.0),
+    "running_mean": constant(0.0),
+    "running_var": constant(1.0),
+}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 from .._geometry import same_split
 from . import init
 from .layout import Layout
-from .modules import Entry, ModuleDef, count, loose_tuple
+from .modules import BATCH_NORM_INIT, Entry, ModuleDef, count, loose_tuple
 from .padding import ConvPadding, SamePadding, TransposeWindow
 from .profile import Profile
 from .signature import Arg, LayerDef, args
@@ -323,6 +323,7 @@ def _modules() -> dict[str, ModuleDef]:
             batch_norm,
             encode_batch_norm,
             VECTOR_ENTRIES,
+            init=lambda bound: BATCH_NORM_INIT,
             notes={
                 "momentum": "fraction of the new value: running = (1 - m) * running + m * batch",
                 "running variance": "unbiased batch variance (the output uses the biased one)",

@@ -92,6 +92,20 @@ def test_batch_norm_momentum_meanings_against_torch(torch, profile, momentum):
     )
 
 
+def test_megengine_batch_norm_gradients_reach_the_1c11_parameters(torch):
+    x = _x(4, 3, 5, 5)
+    ours, theirs = nn.BatchNorm2d(3, profile="megengine"), torch.nn.BatchNorm2d(3)
+    xm, xt = minidl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    (ours(xm) ** 2).sum().backward()
+    (theirs(xt) ** 2).sum().backward()
+    assert ours.weight.grad.shape == (1, 3, 1, 1)
+    np.testing.assert_allclose(ours.weight.grad.numpy().ravel(), theirs.weight.grad.numpy(),
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ours.bias.grad.numpy().ravel(), theirs.bias.grad.numpy(),
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), atol=1e-5)
+
+
 def test_megengine_linear_init_is_normal_with_variance_one_over_fan_in():
     """module/linear.py: ``init.normal_(weight, 0.0, sqrt(1 / in_features))``, bias zeros."""
     minidl.manual_seed(1)

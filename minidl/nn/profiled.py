@@ -26,7 +26,7 @@ from ..profiles.padding import ConvPadding, SamePadding
 from ..profiles.signature import NOT_ATTRIBUTES, Bound
 from ..profiles.spec import BatchNormSpec, LinearSpec, PoolSpec
 from ..tensor import Tensor
-from . import _init_rules
+from . import _conv_rules, _init_rules
 from . import functional as F
 from ._basic_functional import check_dropout_probability
 from .init import calculate_fan_in_and_fan_out
@@ -129,7 +129,8 @@ class _Profiled(Module):
         return self._parameters.get(name, self._buffers.get(name))
 
     def _canonical_arrays(self) -> OrderedDict[str, np.ndarray]:
-        """Parameters and buffers by PyTorch's names, in PyTorch's shapes (views)."""
+        """Parameters and buffers by PyTorch's names, in PyTorch's shapes (views): what
+        ``state_dict(profile='torch')`` holds (a conv's gives its ``(weight, bias)`` pair)."""
         out = OrderedDict()
         for entry in self._own_entries():
             torch_entry = Entry(entry.name, entry.name, _TORCH_FORMS[entry.name])
@@ -441,9 +442,7 @@ def _same_pool(input: Tensor, spec: PoolSpec) -> Tensor:
     nd = spec.nd
     size = tuple(input.shape[-nd:])
     before, after = _geometry.tf_same_split(size, spec.kernel_size, spec.stride, (1,) * nd)
-    from ._conv_rules import flat_pad
-
-    pad = flat_pad(before, after)
+    pad = _conv_rules.flat_pad(before, after)
     if spec.op == "max":
         padded = F.pad(input, pad, value=-np.inf)
         fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[nd]

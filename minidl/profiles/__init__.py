@@ -1,4 +1,4 @@
-"""Convention profiles: the same conv layer as PyTorch, MegEngine or MindSpore defines it.
+"""Convention profiles: the same layer as PyTorch, MegEngine or MindSpore defines it.
 
 >>> import minidl
 >>> minidl.set_profile("mindspore")          # every layer built from now on
@@ -10,8 +10,8 @@
 A profile is data (``minidl/profiles/<framework>.py``; its structure in ``profile.py``,
 ``signature.py``, ``spec.py``, ``padding.py``, ``layout.py`` and ``init.py``); the layers
 (``minidl.nn``) read it, and nothing here imports ``minidl.nn``. :func:`diff` prints the
-differences of two profiles as a table and :func:`convert` rebuilds a model's conv layers
-under another profile.
+differences of two profiles as a table and :func:`convert` rebuilds a model's layers (convs,
+Linear/Dense, BatchNorm, pools, Dropout, Flatten) under another profile.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def get_profile(name: str | Profile | None = None) -> Profile:
 
 
 def set_profile(name: str | Profile) -> None:
-    """Make ``name`` the profile of every conv layer built afterwards without ``profile=``.
+    """Make ``name`` the profile of every profiled layer built afterwards without ``profile=``.
     Layers keep the profile they were built with."""
     global _active
     _active = get_profile(name).name

@@ -1,6 +1,8 @@
-"""The Profile: everything a framework's conv layers do differently, as data.
+"""The Profile: everything a framework's layers do differently, as data.
 
-A profile says, per layer kind (``Conv1d`` ... ``ConvTranspose3d``):
+The other layers of a small CNN (``Linear``, ``BatchNorm1d/2d``, the pools, ``Dropout``,
+``Flatten``) are :class:`~minidl.profiles.modules.ModuleDef` entries of ``modules``. For the
+conv layers, a profile says, per layer kind (``Conv1d`` ... ``ConvTranspose3d``):
 
 * the constructor signature and the attributes it leaves on the layer
   (:mod:`~minidl.profiles.signature`);

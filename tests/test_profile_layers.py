@@ -146,6 +146,9 @@ def test_megengine_dropout_takes_drop_prob_and_lacks_flatten_and_1d_pools():
 def test_mindspore_names_and_hints():
     dense = nn.Dense(4, 3, has_bias=False, profile="mindspore")
     assert dense.bias is None and dense.in_channels == 4 and dense.in_features == 4
+    assert repr(dense) == (
+        "Dense(in_channels=4, out_channels=3, has_bias=False, profile='mindspore')"
+    )
     with pytest.raises(TypeError, match="'bias' is spelled 'has_bias'"):
         nn.Dense(4, 3, bias=False, profile="mindspore")
     with pytest.raises(ValueError, match=r"activation 'swish'"):

@@ -160,6 +160,9 @@ class _Profiled(Module):
                 values = np.asarray(entries[entry.stored]).reshape(tensor.shape)
                 tensor.data = np.array(values, dtype=tensor.dtype)
 
+    def _display_name(self) -> str:
+        return self._def.layer.cls_name
+
     def extra_repr(self) -> str:
         layer = self._def.layer
         parts = []

@@ -163,6 +163,19 @@ def test_mindspore_names_and_hints():
         nn.BatchNorm2d(3, data_format="NHWC", profile="mindspore")
 
 
+def test_mindspore_arguments_get_hints_elsewhere():
+    with pytest.raises(TypeError, match=r"Dropout\(p=1 - keep_prob\)"):
+        nn.Dropout(keep_prob=0.8)
+    with pytest.raises(TypeError, match=r"Dropout\(drop_prob=1 - keep_prob\)"):
+        nn.Dropout(keep_prob=0.8, profile="megengine")
+    with pytest.raises(TypeError, match="take no pad_mode"):
+        nn.MaxPool2d(2, pad_mode="same")
+    with pytest.raises(TypeError, match="'pad_mode' is spelled|padding='same'"):
+        nn.Conv2d(1, 1, 3, pad_mode="same")  # the conv's own hint is kept
+    with pytest.raises(TypeError, match="track_running_stats=False"):
+        nn.BatchNorm2d(3, use_batch_statistics=True, profile="megengine")
+
+
 def test_set_train_is_train():
     model = nn.Sequential(nn.BatchNorm1d(3, profile="mindspore"), nn.Dropout(profile="mindspore"))
     assert model.training and model[0].training  # minidl layers start in training mode

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import init
 from .layout import Layout
-from .modules import BATCH_NORM_INIT, Entry, ModuleDef, count, loose_tuple, number
+from .modules import BATCH_NORM_INIT, Entry, ModuleDef, count, layer_hints, loose_tuple, number
 from .padding import ConvPadding, TransposeWindow
 from .profile import Profile
 from .signature import Arg, LayerDef, args
@@ -301,6 +301,7 @@ PROFILE = Profile(
     encode_padding=encode_padding,
     checks=(check_modes,),
     hints={
+        **layer_hints("drop_prob"),
         "padding_mode": "only MegEngine's Conv1d and Conv2d take padding_mode; this layer pads "
         "with zeros",
         "pad_mode": "MegEngine takes padding=<amounts> only: 'valid' is padding=0, 'same' is "

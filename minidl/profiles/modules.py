@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import _geometry
 from .init import Init, constant
-from .signature import Bound, LayerDef
+from .signature import MODULE_KINDS, Bound, LayerDef
 
 # canonical entry -> (parameter or buffer, PyTorch's shape in terms of the spec)
 PARAMETERS = ("weight", "bias")
@@ -66,6 +66,23 @@ class ModuleDef:
 
     def entry(self, name: str) -> Entry | None:
         return next((e for e in self.entries if e.name == name), None)
+
+
+def layer_hints(drop: str) -> dict[str, str]:
+    """Hints for MindSpore's arguments of the non-conv layers where a profile has none (the
+    frameworks' dropout argument is ``drop``); keys ``'Kind.name'`` are for one layer kind."""
+    pool = (
+        "these pools take no pad_mode: 'valid' is padding=0 (the default), 'pad' is "
+        "padding=<amounts>; MindSpore's TF-style 'same' has no form here (F.pad in front, or "
+        "the mindspore profile)"
+    )
+    return {
+        "keep_prob": f"MindSpore's keep_prob is the probability to keep: Dropout({drop}=1 - "
+        "keep_prob)",
+        "use_batch_statistics": "train()/eval() choose batch or running statistics; "
+        "track_running_stats=False uses batch statistics in eval too",
+        **{f"{kind}.pad_mode": pool for kind in MODULE_KINDS if "Pool" in kind},
+    }
 
 
 # ---- checks shared by the frameworks, in their words ---------------------------------------------

@@ -207,8 +207,9 @@ def bind(profile: Profile, kind: str, args: tuple, kwargs: dict[str, Any]) -> Bo
 def foreign_hint(profile: Profile, name: str, kind: str, others: Iterable[Profile]) -> str:
     """Why ``name`` is not an argument of ``kind`` under ``profile``, and what to use instead:
     the profile's own hint, or what ``others`` call it."""
-    if name in profile.hints:
-        return profile.hints[name]
+    for key in (f"{kind}.{name}", name):  # a hint for this layer kind, or for any
+        if key in profile.hints:
+            return profile.hints[key]
     meaning, owners = None, []
     for other in others:
         for layer_kind, layer in all_layers(other).items():

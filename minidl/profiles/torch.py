@@ -9,7 +9,7 @@ from typing import Any
 from .._geometry import same_split
 from . import init
 from .layout import Layout
-from .modules import BATCH_NORM_INIT, Entry, ModuleDef, count, loose_tuple
+from .modules import BATCH_NORM_INIT, Entry, ModuleDef, count, layer_hints, loose_tuple
 from .padding import ConvPadding, SamePadding, TransposeWindow
 from .profile import Profile
 from .signature import Arg, LayerDef, args
@@ -363,6 +363,7 @@ PROFILE = Profile(
     encode_padding=encode_padding,
     checks=(check_device,),
     hints={
+        **layer_hints("p"),
         "pad_mode": (
             "MindSpore's pad_mode maps to padding under the torch profile: 'pad' is padding="
             "<amounts>, 'valid' is padding=0, 'same' is padding='same' (stride 1 only; "

@@ -92,8 +92,7 @@ class _Profiled(Module):
                 )
             super().__setattr__(name, value)
             return
-        arg = self._def.layer.arg(name) or next(a for a in self._def.layer.signature
-                                                 if a.name == name)
+        arg = next(a for a in self._def.layer.signature if a.name == name)
         if arg.key in SHAPING and not _equal(value, self.__dict__.get(name)):
             raise AttributeError(
                 f"{self._def.layer.cls_name}.{name} cannot change after construction (from "

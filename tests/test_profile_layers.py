@@ -57,6 +57,18 @@ def test_canonical_arrays_have_pytorchs_names_and_shapes(profile):
         == {"weight": (2, 4), "bias": (2,)}
 
 
+def test_torch_profile_signatures_are_real_pytorchs(torch):
+    import inspect
+
+    for kind, module in profiles.get_profile("torch").modules.items():
+        theirs = inspect.signature(getattr(torch.nn, kind).__init__).parameters.values()
+        theirs = [(p.name, p.default, p.kind == p.KEYWORD_ONLY) for p in theirs if p.name != "self"]
+        ours = [(a.name, a.default, a.keyword_only) for a in module.layer.signature]
+        ours = [(n, inspect.Parameter.empty if d is profiles.signature.REQUIRED else d, k)
+                for n, d, k in ours]
+        assert ours == theirs, kind
+
+
 # ---- MegEngine, by its source ------------------------------------------------------------------
 def test_megengine_batch_norm_stores_1c11_and_sorts_its_keys():
     """module/batchnorm.py: ``tshape = (1, num_features, 1, 1)`` for weight, bias,

@@ -11,6 +11,7 @@ from scipy import stats
 
 import minidl
 from minidl import nn
+from minidl.profiles.signature import REQUIRED
 
 REF = Path(__file__).parent / "mindspore_ref" / "mindspore_ref.npz"
 DATA = np.load(REF)  # committed with the repo: a missing file is an error, not a skip
@@ -38,6 +39,29 @@ def test_layer_reference_file_is_complete():
     assert str(DATA["meta/mindspore_version"]) == "2.10.0"
     counts = {name: len(_cases(name)) for name in ("dense", "bn", "pool", "dropout", "error")}
     assert counts == {"dense": 4, "bn": 7, "pool": 24, "dropout": 4, "error": 13}
+
+
+def test_signatures_are_mindspores():
+    """'mindspore-2.1' has 2.10's signatures (``dtype`` is spelled as a string); 'mindspore'
+    r2.0's differ by Dense's initialiser defaults and have no ``dtype``."""
+    recorded = json.loads(str(DATA["layers/signatures"]))
+    kinds = {"Dense": "Linear"}
+    for cls, arguments in recorded.items():
+        expected = [
+            (name, None if default is None else default.replace("mindspore.", "'") + "'"
+             if default.startswith("mindspore.") else default)
+            for name, default in arguments
+        ]
+        for profile, changes in (
+            ("mindspore-2.1", {}),
+            ("mindspore", {"weight_init": "'normal'", "bias_init": "'zeros'", "dtype": None}),
+        ):
+            layer = minidl.profiles.get_profile(profile).layer(kinds.get(cls, cls))
+            ours = [(a.name, None if a.default is REQUIRED else repr(a.default))
+                    for a in layer.signature]
+            want = [(n, changes.get(n, d)) for n, d in expected if not (
+                n == "dtype" and "dtype" in changes)]
+            assert layer.cls_name == cls and ours == want, (profile, cls)
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -856,6 +856,17 @@ def record_layers(data):
         data["layers/lenet/grad/" + name] = g
     print("lenet", names, y.shape)
 
+    # the constructor signatures: name -> [[argument, repr(default) or null when required]]
+    import inspect
+
+    signatures = {}
+    for cls in ("Dense", "BatchNorm1d", "BatchNorm2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
+                "AvgPool2d", "Dropout", "Flatten"):
+        params = list(inspect.signature(getattr(nn, cls).__init__).parameters.values())[1:]
+        signatures[cls] = [[p_.name, None if p_.default is p_.empty else repr(p_.default)]
+                           for p_ in params]
+    data["layers/signatures"] = np.array(json.dumps(signatures))
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,22 +17,24 @@ from minidl import nn
 def build_cnn(
     profile: str = "torch", image_size: int = 8, classes: int = 10, batch_norm: bool = True
 ) -> nn.Module:
-    """conv-[bn]-relu-conv-[bn]-relu-maxpool, then a two-layer classifier.
+    """conv-[bn]-relu-conv-[bn]-relu-maxpool, then a two-layer classifier; the convs follow
+    ``profile`` (``examples/profile_switch.py`` builds a second model where every layer does).
 
     Without batch norm the convs' initialisation reaches the activations unnormalised, which
     is what the profile-switching experiment studies."""
     norm = nn.BatchNorm2d if batch_norm else (lambda channels: nn.Identity())
-    with minidl.use_profile(profile):
-        features = nn.Sequential(
-            nn.Conv2d(1, 32, 3),
-            norm(32),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3),
-            norm(64),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-        )
+    with minidl.use_profile(profile):  # only the convs: the other layers stay PyTorch's here
+        conv1, conv2 = nn.Conv2d(1, 32, 3), nn.Conv2d(32, 64, 3)
+    features = nn.Sequential(
+        conv1,
+        norm(32),
+        nn.ReLU(),
+        conv2,
+        norm(64),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+    )
     with minidl.no_grad():
         features.eval()
         flat = features(minidl.tensor(np.zeros((1, 1, image_size, image_size), np.float32)))

@@ -2,11 +2,18 @@
 
     python examples/profile_switch.py [--seeds 3] [--epochs 8] [--out runs/profile_switch]
 
-The CNN of ``digits_cnn.py`` (without batch norm, so each framework's initialisation reaches
-the activations) is built under 'torch', 'megengine', 'mindspore' and 'mindspore-2.1' with
-the same code, trained on the same digits batches for several seeds, and compared in one
-table (parameters, conv output shapes, initial weight statistics, final loss and accuracy as
-mean +- std over seeds) and one plot of the test-accuracy curves.
+Two experiments on the same digits batches, for several seeds, under 'torch', 'megengine',
+'mindspore' and 'mindspore-2.1':
+
+1. the CNN of ``digits_cnn.py`` (without batch norm, so each framework's initialisation
+   reaches the activations), whose convs follow the profile: parameters, conv output shapes,
+   initial weight statistics, final loss and accuracy (mean +- std over seeds), and a plot of
+   the test-accuracy curves;
+2. a second model where every layer follows the profile - two conv-BN-ReLU-maxpool blocks,
+   dropout and a dense head, written once with positional arguments as a port would be -
+   with what each convention made of it: feature-map sizes (conv padding, pool stride), the
+   dense weights' initial std, the dropout probability actually used, the BatchNorm momentum
+   in PyTorch's terms, and the final loss and accuracy.
 """
 
 from __future__ import annotations
@@ -89,7 +96,67 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
+# ---- experiment 2: every layer follows the profile -----------------------------------------
+class BlockCNN(nn.Module):
+    """conv-BN-ReLU-maxpool twice (3x3 then 2x2 kernels, so that PyTorch's shrinking convs
+    and pools fit 8x8 digits), dropout, a dense head: one definition, the active profile's
+    meaning (MindSpore: 'same' convs without bias, MaxPool2d(2) at stride 1, Dropout(0.25) keeps
+    25%; MegEngine has no Flatten module, so the forward flattens, as MegEngine code does)."""
+
+    def __init__(self, profile: str, image_size: int = 8, classes: int = 10) -> None:
+        super().__init__()
+        with minidl.use_profile(profile):
+            self.block1 = nn.Sequential(
+                nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2)
+            )
+            self.block2 = nn.Sequential(
+                nn.Conv2d(8, 16, 2), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)
+            )
+            self.dropout = nn.Dropout(0.25)
+            probe = minidl.zeros(2, 1, image_size, image_size)
+            with minidl.no_grad():
+                self.sizes = [tuple(self.block1(probe).shape[2:])]
+                self.sizes.append(tuple(self.block2(self.block1(probe)).shape[2:]))
+            self.head = nn.Linear(16 * self.sizes[-1][0] * self.sizes[-1][1], classes)
+        self.block1[1].reset_running_stats(), self.block2[1].reset_running_stats()
+
+    def forward(self, x):
+        x = self.block2(self.block1(x))
+        return self.head(self.dropout(nn.functional.flatten(x, 1)))
+
+
+def train_blocks(profile: str, seed: int, epochs: int, lr: float, data) -> dict:
+    (train_x, train_y), (test_x, test_y) = data
+    minidl.manual_seed(seed)
+    model = BlockCNN(profile)
+    facts = {
+        "sizes": model.sizes,
+        "dense std": float(model.head.weight.numpy().std()),
+        "dropout p": model.dropout._spec.p,
+        "bn momentum": model.block1[1]._spec.momentum,
+    }
+    optimizer = minidl.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    loader = minidl.data.DataLoader((train_x, train_y), batch_size=32, shuffle=True, seed=seed)
+    for _ in range(epochs):
+        for images, labels in loader:
+            loss = nn.functional.cross_entropy(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return {**facts, "final": evaluate(model, test_x, test_y)}
+
+
+def summarise_blocks(profile: str, runs: list[dict]) -> str:
+    losses = np.array([run["final"][0] for run in runs])
+    accs = np.array([run["final"][1] for run in runs])
+    first = runs[0]
+    sizes = " -> ".join("x".join(map(str, s)) for s in first["sizes"])
+    return (f"| {profile} | {sizes} | {first['dense std']:.4f} | {first['dropout p']:.2f} | "
+            f"{first['bn momentum']:.2f} | {losses.mean():.4f} +- {losses.std():.4f} | "
+            f"{accs.mean():.4f} +- {accs.std():.4f} |")
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, list[dict]]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=8)
@@ -111,7 +178,17 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results, args.out / "profile_switch.png")
     print(f"\nsaved {args.out / 'profile_switch.png'}")
-    return results
+
+    blocks = {profile: [train_blocks(profile, seed, args.epochs, args.lr, data)
+                        for seed in range(args.seeds)] for profile in PROFILES}
+    print("\nEvery layer under its profile: conv-BN-ReLU-MaxPool2d(2) x 2, Dropout(0.25), "
+          "Linear\n")
+    print("| profile | feature maps | dense init std | dropout p | BN momentum (PyTorch's) | "
+          "final test loss | final test accuracy |")
+    print("|---|---|---|---|---|---|---|")
+    for profile, runs in blocks.items():
+        print(summarise_blocks(profile, runs))
+    return {"convs": results, "all layers": blocks}
 
 
 if __name__ == "__main__":

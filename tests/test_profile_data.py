@@ -16,7 +16,9 @@ from minidl import nn, profiles
 from minidl.nn import init
 from minidl.profiles import mindspore as ms
 from minidl.profiles import padding
+from minidl.profiles import spec as spec_module
 from minidl.profiles.init import ArrayInit, Initializer
+from minidl.profiles.signature import REQUIRED
 
 PROFILES_DIR = Path(minidl.__file__).parent / "profiles"
 
@@ -59,7 +61,20 @@ def _initializers():
     for profile in profiles.registered():
         found += [profile.init.weight, profile.init.bias]
     found += [make() for make in ms.INITIALIZERS.values()]
+    for profile in profiles.registered():  # the non-conv layers' defaults
+        for kind, module in profile.modules.items():
+            if module.init is not None:
+                required = {a.name: 3 for a in module.layer.signature if a.default is REQUIRED}
+                found += list(module.init(profile.bind(kind, (), required)).values())
     return found
+
+
+def test_layer_specs_are_frozen_data_in_pytorchs_terms():
+    for spec in (spec_module.LinearSpec, spec_module.BatchNormSpec, spec_module.PoolSpec,
+                 spec_module.DropoutSpec, spec_module.FlattenSpec):
+        assert dataclasses.is_dataclass(spec) and spec.__dataclass_params__.frozen
+        assert spec.__doc__ and "PyTorch" in spec.__doc__
+        assert not hasattr(spec, "forward")
 
 
 def test_every_initializer_names_an_nn_init_function():

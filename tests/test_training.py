@@ -154,6 +154,14 @@ def test_profile_switch_experiment_runs(tmp_path, examples_on_path, capsys):
     import profile_switch
 
     results = profile_switch.main(["--seeds", "1", "--epochs", "1", "--out", str(tmp_path)])
-    assert set(results) == {"torch", "megengine", "mindspore", "mindspore-2.1"}
+    profiles = {"torch", "megengine", "mindspore", "mindspore-2.1"}
+    assert set(results["convs"]) == set(results["all layers"]) == profiles
     out = capsys.readouterr().out
     assert "| mindspore |" in out and (tmp_path / "profile_switch.png").exists()
+    blocks = {profile: runs[0] for profile, runs in results["all layers"].items()}
+    # MindSpore: 'same' convs, MaxPool2d(2) at stride 1, Dropout(0.25) = keep_prob 0.25
+    assert blocks["mindspore"]["sizes"] == [(7, 7), (6, 6)]
+    assert blocks["torch"]["sizes"] == blocks["megengine"]["sizes"] == [(3, 3), (1, 1)]
+    assert blocks["mindspore"]["dropout p"] == 0.75 and blocks["megengine"]["dropout p"] == 0.25
+    assert {round(run["bn momentum"], 12) for run in blocks.values()} == {0.1}
+    assert blocks["mindspore"]["dense std"] < 0.02 < blocks["mindspore-2.1"]["dense std"]

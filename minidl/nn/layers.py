@@ -7,7 +7,6 @@ initialised as PyTorch does it, drawing from minidl's seeded generator.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -15,8 +14,21 @@ import numpy as np
 from ..tensor import Tensor
 from . import functional as F
 from . import init
-from ._basic_functional import check_dropout_probability
 from .module import Module, Parameter
+from .profiled import (  # noqa: F401  (the profiled layers, importable from here as before)
+    AvgPool1d,
+    AvgPool2d,
+    AvgPool3d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Dense,
+    Dropout,
+    Flatten,
+    Linear,
+    MaxPool1d,
+    MaxPool2d,
+    MaxPool3d,
+)
 
 
 def _dtype(dtype: Any) -> np.dtype:
@@ -24,50 +36,6 @@ def _dtype(dtype: Any) -> np.dtype:
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"parameters must be float32 or float64, got dtype {dtype}")
     return dtype
-
-
-def _size(layer: str, name: str, value: Any) -> int:
-    """A count of features or channels: an int >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{layer}: {name} must be an int, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{layer}: {name} must be >= 0, got {value}")
-    return int(value)
-
-
-# ---- linear ----------------------------------------------------------------------------------
-class Linear(Module):
-    """``y = x @ weight.T + bias`` with weight (out_features, in_features)."""
-
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 device: Any = None, dtype: Any = None) -> None:
-        super().__init__()
-        in_features = _size("Linear", "in_features", in_features)
-        out_features = _size("Linear", "out_features", out_features)
-        self.in_features, self.out_features = in_features, out_features
-        dtype = _dtype(dtype)
-        self.weight = Parameter(np.empty((out_features, in_features), dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        # kaiming_uniform_ with a=sqrt(5) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in)): the gain
-        # sqrt(2 / (1 + 5)) times sqrt(3 / fan_in). PyTorch keeps this historical default.
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_features
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.linear(input, self.weight, self.bias)
-
-    def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
 
 
 class Identity(Module):
@@ -78,20 +46,6 @@ class Identity(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         return input
-
-
-class Flatten(Module):
-    """Flatten dims ``start_dim..end_dim`` (by default all but the batch dim)."""
-
-    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
-        super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.flatten(input, self.start_dim, self.end_dim)
-
-    def extra_repr(self) -> str:
-        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 # ---- activations -----------------------------------------------------------------------------
@@ -161,87 +115,6 @@ class LogSoftmax(Softmax):
 
 
 # ---- pooling ---------------------------------------------------------------------------------
-class _MaxPoolNd(Module):
-    _fn: Any = None
-
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
-                 return_indices: bool = False, ceil_mode: bool = False) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding, self.dilation = padding, dilation
-        self.return_indices, self.ceil_mode = return_indices, ceil_mode
-
-    def forward(self, input: Tensor) -> Any:
-        return type(self)._fn(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                              ceil_mode=self.ceil_mode, return_indices=self.return_indices)
-
-    def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
-
-
-class MaxPool1d(_MaxPoolNd):
-    _fn = staticmethod(F.max_pool1d)
-
-
-class MaxPool2d(_MaxPoolNd):
-    _fn = staticmethod(F.max_pool2d)
-
-
-class MaxPool3d(_MaxPoolNd):
-    _fn = staticmethod(F.max_pool3d)
-
-
-def _single(value: Any) -> Any:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
-
-
-class AvgPool1d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
-                 ceil_mode: bool = False, count_include_pad: bool = True) -> None:
-        super().__init__()
-        self.kernel_size = _single(kernel_size)  # PyTorch stores 1-tuples here (only)
-        self.stride = _single(stride if stride is not None else kernel_size)
-        self.padding, self.ceil_mode = _single(padding), ceil_mode
-        self.count_include_pad = count_include_pad
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class _AvgPoolNd(Module):
-    _fn: Any = None
-
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
-                 ceil_mode: bool = False, count_include_pad: bool = True,
-                 divisor_override: int | None = None) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding, self.ceil_mode = padding, ceil_mode
-        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
-
-    def forward(self, input: Tensor) -> Tensor:
-        return type(self)._fn(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                              self.count_include_pad, self.divisor_override)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class AvgPool2d(_AvgPoolNd):
-    _fn = staticmethod(F.avg_pool2d)
-
-
-class AvgPool3d(_AvgPoolNd):
-    _fn = staticmethod(F.avg_pool3d)
-
-
 class AdaptiveAvgPool2d(Module):
     """Average pooling to a fixed output size (an int, or a pair whose ``None`` entries keep the
     input's size)."""
@@ -257,127 +130,33 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
-# ---- normalisation ---------------------------------------------------------------------------
-class _BatchNorm(Module):
-    _ranks: tuple[int, ...] = ()
+class _ChannelDropout(Dropout):
+    """The channel-wise dropouts take PyTorch's ``(p=0.5, inplace=False)`` under every profile
+    (they are not part of the profiles: ``Dropout(0.8)`` is keep_prob under MindSpore's, but
+    MindSpore's ``Dropout2d(p=0.5)`` already takes ``p``)."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, device: Any = None,
-                 dtype: Any = None, *, bias: bool = True) -> None:
-        super().__init__()
-        num_features = _size(type(self).__name__, "num_features", num_features)
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        dtype = _dtype(dtype)
-        if affine:
-            self.weight = Parameter(np.empty(num_features, dtype))
-            if bias:
-                self.bias = Parameter(np.empty(num_features, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(num_features, dtype))
-            self.register_buffer("running_var", np.ones(num_features, dtype))
-            self.register_buffer("num_batches_tracked", np.array(0, np.int64))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-        self.reset_parameters()
-
-    def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data = np.array(0, np.int64)
-
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
-
-    def forward(self, input: Tensor) -> Tensor:
-        if not isinstance(input, Tensor):
-            raise TypeError(f"{type(self).__name__}: input must be a minidl Tensor, "
-                            f"got {type(input).__name__}")
-        if input.ndim not in self._ranks:
-            ranks = " or ".join(f"{r}D" for r in self._ranks)
-            raise ValueError(f"{type(self).__name__}: expected {ranks} input "
-                             f"(got {input.ndim}D input of shape {input.shape})")
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.data)
-        # batch statistics in training, and in evaluation when no running stats are kept
-        use_batch_stats = self.training or (self.running_mean is None
-                                            and self.running_var is None)
-        track = not self.training or self.track_running_stats
-        return F.batch_norm(
-            input,
-            self.running_mean if track else None,
-            self.running_var if track else None,
-            self.weight,
-            self.bias,
-            use_batch_stats,
-            factor,
-            self.eps,
-        )
-
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, bias={self.bias is not None}, "
-                f"track_running_stats={self.track_running_stats}")
-
-
-class BatchNorm1d(_BatchNorm):
-    """Batch normalisation of (N, C) or (N, C, L) input."""
-
-    _ranks = (2, 3)
-
-
-class BatchNorm2d(_BatchNorm):
-    """Batch normalisation of (N, C, H, W) input."""
-
-    _ranks = (4,)
-
-
-# ---- dropout ---------------------------------------------------------------------------------
-class Dropout(Module):
-    """Inverted dropout in training (mask from minidl's generator), the identity in eval."""
-
-    _fn: Any = staticmethod(F.dropout)
+    convertible = False  # minidl.profiles.convert keeps them as they are
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
-        super().__init__()
-        check_dropout_probability(p)
-        self.p, self.inplace = p, inplace
+        super().__init__(p, inplace, profile="torch")
 
     def forward(self, input: Tensor) -> Tensor:
-        return type(self)._fn(input, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}, inplace={self.inplace}"
+        return type(self)._fn(input, self._spec.p, self.training)
 
 
-class Dropout1d(Dropout):
+class Dropout1d(_ChannelDropout):
     """Channel-wise dropout of (N, C, L) or (C, L) input: whole channels are zeroed."""
 
     _fn = staticmethod(F.dropout1d)
 
 
-class Dropout2d(Dropout):
+class Dropout2d(_ChannelDropout):
     """Channel-wise dropout of (N, C, H, W) input: whole feature maps are zeroed."""
 
     _fn = staticmethod(F.dropout2d)
 
 
-class Dropout3d(Dropout):
+class Dropout3d(_ChannelDropout):
     """Channel-wise dropout of (N, C, D, H, W) or (C, D, H, W) input."""
 
     _fn = staticmethod(F.dropout3d)
@@ -535,6 +314,7 @@ __all__ = [
     "LayerNorm",
     "LeakyReLU",
     "Linear",
+    "Dense",
     "LogSoftmax",
     "MaxPool1d",
     "MaxPool2d",

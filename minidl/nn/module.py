@@ -188,6 +188,11 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
+    def set_train(self, mode: bool = True) -> Module:
+        """MindSpore's name for :meth:`train`: the same switch (docs/conventions.md, "Training
+        mode")."""
+        return self.train(mode)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
             p.grad = None
@@ -303,9 +308,13 @@ class Module:
             for name, child in self.named_children()
         ]
         if not children:
-            return f"{type(self).__name__}({self.extra_repr()})"
+            return f"{self._display_name()}({self.extra_repr()})"
         extra = [f"  {self.extra_repr()}"] if self.extra_repr() else []
-        return f"{type(self).__name__}(\n" + "\n".join(extra + children) + "\n)"
+        return f"{self._display_name()}(\n" + "\n".join(extra + children) + "\n)"
+
+    def _display_name(self) -> str:
+        """The class name ``repr`` shows (a profiled layer shows its framework's: ``Dense``)."""
+        return type(self).__name__
 
 
 def _key(prefix: str, name: str) -> str:

@@ -1,4 +1,4 @@
-"""Convention profiles: the same conv layer as PyTorch, MegEngine or MindSpore defines it.
+"""Convention profiles: the same layer as PyTorch, MegEngine or MindSpore defines it.
 
 >>> import minidl
 >>> minidl.set_profile("mindspore")          # every layer built from now on
@@ -10,24 +10,34 @@
 A profile is data (``minidl/profiles/<framework>.py``; its structure in ``profile.py``,
 ``signature.py``, ``spec.py``, ``padding.py``, ``layout.py`` and ``init.py``); the layers
 (``minidl.nn``) read it, and nothing here imports ``minidl.nn``. :func:`diff` prints the
-differences of two profiles as a table and :func:`convert` rebuilds a model's conv layers
-under another profile.
+differences of two profiles as a table and :func:`convert` rebuilds a model's layers (convs,
+Linear/Dense, BatchNorm, pools, Dropout, Flatten) under another profile.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import textwrap
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import megengine as _megengine
 from . import mindspore as _mindspore
 from . import torch as _torch
+from .modules import Entry
 from .profile import Profile
-from .signature import LAYER_KINDS, Arg, kind_info
-from .spec import ConvSpec, NotExpressible
+from .signature import LAYER_KINDS, MODULE_KINDS, REQUIRED, Arg, bind, kind_info
+from .spec import (
+    BatchNormSpec,
+    ConvSpec,
+    DropoutSpec,
+    FlattenSpec,
+    LinearSpec,
+    NotExpressible,
+    PoolSpec,
+)
 
 __all__ = ["get_profile", "set_profile", "use_profile"]
 
@@ -66,7 +76,7 @@ def get_profile(name: str | Profile | None = None) -> Profile:
 
 
 def set_profile(name: str | Profile) -> None:
-    """Make ``name`` the profile of every conv layer built afterwards without ``profile=``.
+    """Make ``name`` the profile of every profiled layer built afterwards without ``profile=``.
     Layers keep the profile they were built with."""
     global _active
     _active = get_profile(name).name
@@ -90,7 +100,9 @@ KIND_ALIASES = {
     "Conv1dTranspose": "ConvTranspose1d",
     "Conv2dTranspose": "ConvTranspose2d",
     "Conv3dTranspose": "ConvTranspose3d",
+    "Dense": "Linear",
 }
+SPECS = (ConvSpec, LinearSpec, BatchNormSpec, PoolSpec, DropoutSpec, FlattenSpec)
 
 
 @dataclass(frozen=True)
@@ -158,14 +170,20 @@ def diff(
     layer: str | Iterable[str] = "Conv2d",
     only_differences: bool = False,
 ) -> ProfileDiff:
-    """The differences between two profiles for ``layer`` (a name such as ``'Conv2d'`` or
-    ``'Conv2dTranspose'``, several, or ``'all'``): arguments (names, order, defaults),
-    initialisation, padding and parameter shapes, generated from the profile data."""
+    """The differences between two profiles for ``layer`` (a name such as ``'Conv2d'``,
+    ``'Conv2dTranspose'``, ``'BatchNorm2d'`` or ``'Dense'``, several, or ``'all'``): arguments
+    (names, order, defaults), initialisation, padding, parameter names, shapes and checkpoint
+    order, running-statistics rules, generated from the profile data. ``print(diff(...))`` and
+    ``diff(...)`` at a prompt show the table."""
     pa, pb = get_profile(a), get_profile(b)
-    kinds = LAYER_KINDS if layer == "all" else [layer] if isinstance(layer, str) else list(layer)
+    everything = (*LAYER_KINDS, *MODULE_KINDS)
+    kinds = everything if layer == "all" else [layer] if isinstance(layer, str) else list(layer)
     rows: list[DiffRow] = []
     for kind in kinds:
         kind = KIND_ALIASES.get(kind, kind)
+        if kind in MODULE_KINDS:
+            rows += _module_rows(pa, pb, kind)
+            continue
         kind_info(kind)
         rows += _layer_rows(pa, pb, kind)
     if only_differences:
@@ -198,7 +216,7 @@ def _class_cell(profile: Profile, kind: str) -> str:
 
 
 def _argument_rows(a: Profile, b: Profile, kind: str) -> list[DiffRow]:
-    sa, sb = a.layers[kind].signature, b.layers[kind].signature
+    sa, sb = a.layer(kind).signature, b.layer(kind).signature
     keys = [arg.key for arg in sa] + [arg.key for arg in sb if arg.key not in {x.key for x in sa}]
     rows = []
     for key in keys:
@@ -259,6 +277,58 @@ def _facts(profile: Profile, kind: str) -> dict[tuple[str, str], tuple[str, str]
     return facts
 
 
+def _module_rows(a: Profile, b: Profile, kind: str) -> list[DiffRow]:
+    ma, mb = a.modules.get(kind), b.modules.get(kind)
+    rows = [_row(kind, "layer", "class", _module_class(a, kind), _module_class(b, kind))]
+    if ma is None or mb is None:
+        return rows
+    rows += _argument_rows(a, b, kind)
+    inits_a, inits_b = _module_inits(a, kind), _module_inits(b, kind)
+    for name in dict.fromkeys([*inits_a, *inits_b]):
+        rows.append(_row(kind, "init", name, inits_a.get(name, "-"), inits_b.get(name, "-")))
+    for key in dict.fromkeys([*ma.notes, *mb.notes]):
+        rows.append(_row(kind, "rule", key, ma.notes.get(key, "-"), mb.notes.get(key, "-")))
+    names_a = {e.name: e for e in ma.entries}
+    names_b = {e.name: e for e in mb.entries}
+    for name in dict.fromkeys([*names_a, *names_b]):
+        ea, eb = names_a.get(name), names_b.get(name)
+        rows.append(_row(kind, "checkpoint", name, _entry_cell(ea, kind), _entry_cell(eb, kind)))
+    if ma.entries or mb.entries:
+        rows.append(_row(kind, "checkpoint", "key order", _order(ma.entries), _order(mb.entries)))
+    return rows
+
+
+def _module_class(profile: Profile, kind: str) -> str:
+    module = profile.modules.get(kind)
+    return module.layer.cls_name if module else "missing: " + profile.missing.get(kind, "-")
+
+
+def _module_inits(profile: Profile, kind: str) -> dict[str, str]:
+    """The default initialisers (the required arguments set to 1 to bind a call)."""
+    module = profile.modules[kind]
+    if module.init is None:
+        return {}
+    required = {a.name: 1 for a in module.layer.signature if a.default is REQUIRED}
+    bound = bind(profile, kind, (), required)
+    return {name: init.describe() for name, init in module.init(bound).items()}
+
+
+SHAPE_TEXT = {"vector": "(C,)", "matrix": "(out, in)", "1c11": "(1, C, 1, 1)", "scalar": "()"}
+
+
+def _entry_cell(entry: Entry | None, kind: str) -> str:
+    if entry is None:
+        return "none"
+    shape = SHAPE_TEXT[entry.shape]
+    if kind == "Linear" and entry.shape == "vector":
+        shape = "(out,)"
+    return f"{entry.stored} {shape}" + (" (kept without affine)" if entry.kept else "")
+
+
+def _order(entries: tuple[Entry, ...]) -> str:
+    return ", ".join(e.stored for e in entries) or "-"
+
+
 def _output_padding(layer) -> str:
     if layer.arg("output_padding") is None:
         return "none"
@@ -269,12 +339,15 @@ def _output_padding(layer) -> str:
 
 # ---- convert ------------------------------------------------------------------------------------
 def convert(module, profile: str | Profile):
-    """A copy of ``module`` whose conv layers are rebuilt under ``profile`` with equivalent
-    arguments and converted weights: the same outputs, in the other framework's conventions.
+    """A copy of ``module`` whose profiled layers (convs, Linear/Dense, BatchNorm, pools,
+    Dropout, Flatten) are rebuilt under ``profile`` with equivalent arguments and converted
+    parameters and buffers: the same outputs, in the other framework's conventions and names
+    (``state_dict()`` of the copy is in the target's layout).
 
-    Raises ``ValueError`` naming the layer when the target's arguments cannot express its
-    convolution (e.g. PyTorch's reflect padding under MindSpore, MindSpore's strided 'same'
-    or asymmetric padding under PyTorch or MegEngine, or a layer MegEngine lacks)."""
+    Raises ``ValueError`` naming the layer when the target's arguments cannot express it
+    (e.g. PyTorch's reflect padding under MindSpore, MindSpore's strided 'same' padding or
+    'same' pooling under PyTorch or MegEngine, a Dense activation under PyTorch, or a layer
+    MegEngine lacks such as Flatten)."""
     target = get_profile(profile)
     if _built_from_profile(module):
         return _rebuild(module, target, "")
@@ -288,23 +361,43 @@ def convert(module, profile: str | Profile):
 
 
 def _built_from_profile(module) -> bool:
-    """A layer built from a profile carries its spec (``minidl.nn``'s conv layers)."""
-    return isinstance(getattr(module, "_spec", None), ConvSpec)
+    """A layer built from a profile carries its spec (``minidl.nn``'s conv layers, Linear,
+    BatchNorm, the pools, Dropout and Flatten); ``convertible = False`` opts out (the
+    channel-wise dropouts, PyTorch's under every profile)."""
+    spec = getattr(module, "_spec", None)
+    return getattr(module, "convertible", True) and isinstance(spec, SPECS)
+
+
+def _same_spec(new, old) -> bool:
+    """The rebuilt spec says the same (dtype aside; a momentum through 1 - m may round)."""
+    if isinstance(old, ConvSpec):
+        return new.same_as(old)
+    if hasattr(old, "dtype"):
+        new = replace(new, dtype=old.dtype)
+    if isinstance(old, BatchNormSpec) and old.momentum is not None and new.momentum is not None:
+        if math.isclose(new.momentum, old.momentum, rel_tol=1e-12):
+            new = replace(new, momentum=old.momentum)
+    return new == old
 
 
 def _rebuild(layer, target: Profile, path: str):
     spec = layer._spec
     try:
-        kwargs = target.arguments_for(spec)
+        if isinstance(spec, ConvSpec):
+            kwargs = target.arguments_for(spec)
+        else:
+            kwargs = target.module(spec.kind).encode(spec)
     except (NotExpressible, NotImplementedError) as error:
         label = f"{path} ({layer!r})" if path else repr(layer)
         raise ValueError(
             f"{label} cannot be rebuilt under the {target.name} profile: {error}"
         ) from None
     new = type(layer)(profile=target.name, **kwargs)
-    new.to(spec.dtype)
-    if not new._spec.same_as(spec):  # the encoding must round-trip; a bug otherwise
+    if hasattr(spec, "dtype"):
+        new.to(spec.dtype)
+    if not _same_spec(new._spec, spec):  # the encoding must round-trip; a bug otherwise
         raise AssertionError(f"{path}: {new._spec} differs from {spec}")
-    new.load_state_dict(layer.state_dict(), profile=layer.profile)
+    # the layer's own entries in the target's layout (a counter only PyTorch keeps is dropped)
+    new._import_state(layer._export_state(target.name), target.name)
     new.train(layer.training)
     return new

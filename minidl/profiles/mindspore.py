@@ -29,10 +29,23 @@ from ..tensor import Tensor
 from . import init
 from .init import ArrayInit, Init, Initializer
 from .layout import Layout
+from .modules import Entry, ModuleDef, count
 from .padding import ConvPadding, SamePadding, TransposeWindow
 from .profile import Profile
-from .signature import LayerDef, args
-from .spec import ConvSpec, NotExpressible, check_output_padding, ints, output_padding_fits
+from .signature import REQUIRED, LayerDef, args
+from .spec import (
+    BatchNormSpec,
+    ConvSpec,
+    DropoutSpec,
+    FlattenSpec,
+    LinearSpec,
+    NotExpressible,
+    PoolSpec,
+    check_output_padding,
+    ints,
+    output_padding_fits,
+    parse_dtype,
+)
 
 PAD_MODES = ("same", "valid", "pad")
 
@@ -375,6 +388,341 @@ NOTES = {
 FAN_DOC = {"conv": "in/g * prod(k)", "transposed": "out/g * prod(k)"}  # of the stored weight
 
 
+# ---- Dense, BatchNorm, pools, Dropout, Flatten (mindspore/python/mindspore/nn/layer/*.py) -----
+ACTIVATION_NAMES = {  # MindSpore's get_activation names -> LinearSpec.activation
+    "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu", "softmax": "softmax",
+    "logsoftmax": "log_softmax",
+}
+
+
+def _activation(bound) -> str | None:
+    value = bound["activation"]
+    if value is None:
+        return None
+    name = value if isinstance(value, str) else type(value).__name__
+    key = name.lower()
+    if key not in ACTIVATION_NAMES:
+        raise ValueError(
+            f"For {bound.op!r}, activation {value!r} is not one minidl has; MindSpore's names "
+            f"that minidl computes: {sorted(ACTIVATION_NAMES)}"
+        )
+    return ACTIVATION_NAMES[key]
+
+
+def dense(bound) -> LinearSpec:
+    return LinearSpec(
+        "Linear",
+        count(bound, "in_features", 1, "mindspore"),
+        count(bound, "out_features", 1, "mindspore"),
+        bool(bound["bias"]),
+        _activation(bound),
+        parse_dtype(bound.get("dtype")),
+    )
+
+
+def encode_dense(spec: LinearSpec) -> dict[str, Any]:
+    if spec.in_features < 1 or spec.out_features < 1:
+        raise NotExpressible("MindSpore's Dense needs at least one input and output channel")
+    out = {"in_channels": spec.in_features, "out_channels": spec.out_features,
+           "has_bias": spec.bias}
+    if spec.activation is not None:
+        out["activation"] = next(k for k, v in ACTIVATION_NAMES.items() if v == spec.activation)
+    return out
+
+
+def dense_init(bound) -> dict[str, Init]:
+    return {
+        "weight": initializer(bound["weight_init"], "weight_init", DEFAULT_WEIGHT),
+        "bias": initializer(bound["bias_init"], "bias_init", DEFAULT_BIAS),
+    }
+
+
+def batch_norm(bound) -> BatchNormSpec:
+    """``momentum`` keeps that much of the old value (PyTorch's ``1 - momentum``); the moving
+    statistics always exist; ``use_batch_statistics`` decides which statistics are used."""
+    op = bound.op
+    num_features = bound["num_features"]
+    if isinstance(num_features, bool) or as_int(num_features) is None:
+        raise TypeError(f"For {op!r}, the 'num_features' must be int, but got {num_features!r}")
+    if num_features < 1:
+        raise ValueError(f"For {op!r}, the 'num_features' must be at least 1, but got "
+                         f"{num_features}.")
+    momentum = bound["momentum"]
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not (
+        0 <= momentum <= 1
+    ):
+        raise ValueError(
+            f"For {op!r}, the 'momentum' must be a number in range [0, 1], but got {momentum}."
+        )
+    use = bound["use_batch_statistics"]
+    if use is not None and not isinstance(use, bool):
+        raise ValueError(
+            f"For {op!r}, the 'use_batch_statistics' must be a boolean value or None, but got "
+            f"{use}."
+        )
+    if bound["data_format"] != "NCHW":
+        raise ValueError(
+            f"For {op!r}, minidl is channels-first: data_format must be 'NCHW', got "
+            f"{bound['data_format']!r} (MindSpore itself takes 'NHWC' on GPU only)"
+        )
+    return BatchNormSpec(
+        bound.kind,
+        int(num_features),
+        float(bound["eps"]),
+        1.0 - float(momentum),
+        bool(bound["affine"]),
+        True,
+        use_batch_statistics=use,
+        dtype=parse_dtype(bound.get("dtype")),
+    )
+
+
+def encode_batch_norm(spec: BatchNormSpec) -> dict[str, Any]:
+    if spec.momentum is None or not spec.track_running_stats or not spec.bias:
+        raise NotExpressible(
+            "MindSpore's BatchNorm always keeps moving statistics with an exponential "
+            "momentum and has gamma and beta together"
+        )
+    return {
+        "num_features": spec.num_features,
+        "eps": spec.eps,
+        "momentum": 1.0 - spec.momentum,
+        "affine": spec.affine,
+        "use_batch_statistics": spec.use_batch_statistics,
+    }
+
+
+def batch_norm_init(bound) -> dict[str, Init]:
+    return {
+        name: initializer(bound[meaning], meaning, default)
+        for name, meaning, default in (
+            ("weight", "gamma_init", One()),
+            ("bias", "beta_init", Zero()),
+            ("running_mean", "moving_mean_init", Zero()),
+            ("running_var", "moving_var_init", One()),
+        )
+    }
+
+
+POOL_CHOICES = ("VALID", "SAME", "PAD")
+
+
+def _pool_ints(bound, meaning: str, nd: int, minimum: int) -> tuple[int, ...]:
+    value, op = bound[meaning], bound.op
+    if nd == 1 and as_int(value) is None:
+        raise TypeError(f"For {op!r}, the {meaning!r} must be int, but got "
+                        f"{type(value).__name__!r}")
+    try:
+        values = int_tuple(value, nd, meaning, op, single=False)
+    except (TypeError, ValueError):
+        values = ()
+    if not values or min(values) < minimum:
+        what = "an positive int number" if minimum else "a non-negative int number"
+        raise ValueError(f"For {op!r}, the {meaning!r} must be {what} or a tuple, but got "
+                         f"{value!r}")
+    return values
+
+
+def pool(bound) -> PoolSpec:
+    """``pad_mode`` (case-insensitive): 'valid' (no padding), 'same' (TF-style, out =
+    ceil(in / stride)), 'pad' (``padding`` on both sides of each dim); the other arguments must
+    keep their defaults unless pad_mode is 'pad'."""
+    op, nd = bound.op, int(bound.kind[-2])
+    mode = bound["pad_mode"]
+    if not isinstance(mode, str) or mode.upper() not in POOL_CHOICES:
+        raise ValueError(
+            f"For {op!r}, the 'pad_mode' must be str and must be in '{list(POOL_CHOICES)}', "
+            f"but got {str(mode).upper()!r}."
+        )
+    mode = mode.upper()
+    kernel = _pool_ints(bound, "kernel_size", nd, 1)
+    stride = _pool_ints(bound, "stride", nd, 1)
+    if mode != "PAD" and bound.kind.startswith("Avg"):
+        # MindSpore's AvgPool checks only the padding (at the call, in its AvgPool3D
+        # primitive's words); 'same' ignores ceil_mode and count_include_pad
+        padding = _pool_ints(bound, "padding", nd, 0)
+        if any(padding):
+            pads = tuple(v for v in (0,) * (3 - nd) + padding for _ in (0, 1))
+            raise ValueError(
+                f"For 'AvgPool3D', the 'pad' must be zero or (0, 0, 0, 0, 0, 0) when 'pad_mode' "
+                f'is not "PAD", but got \'pad\' is {pads} and '
+                f"'pad_mode' is {mode.lower()}."
+            )
+        same = mode == "SAME"
+        return PoolSpec(
+            bound.kind, kernel, stride,
+            SamePadding() if same else ConvPadding((0,) * nd, (0,) * nd), (1,) * nd,
+            ceil_mode=False if same else bool(bound["ceil_mode"]),
+            count_include_pad=bool(bound["count_include_pad"]),
+            divisor_override=bound.get("divisor_override"),
+        )
+    extras = ("padding", "dilation", "return_indices", "ceil_mode")
+    if mode != "PAD":
+        changed = [
+            name for name in extras
+            if bound.layer.arg(name) is not None and bound[name] != bound.layer.arg(name).default
+        ]
+        if changed:
+            names = ", ".join(repr(n) for n in extras if bound.layer.arg(n) is not None)
+            raise ValueError(
+                f"For {op}, the parameter {names} can not be set to non-default value when "
+                f"pad_mode is not 'pad', but got pad_mode:{mode.lower()}."
+            )
+        padding = SamePadding() if mode == "SAME" else ConvPadding((0,) * nd, (0,) * nd)
+        return PoolSpec(bound.kind, kernel, stride, padding, (1,) * nd,
+                        count_include_pad=bound.get("count_include_pad", True),
+                        divisor_override=bound.get("divisor_override"))
+    padding = _pool_ints(bound, "padding", nd, 0)
+    dilation = _pool_ints(bound, "dilation", nd, 1) if bound.layer.arg("dilation") else (1,) * nd
+    return PoolSpec(
+        bound.kind,
+        kernel,
+        stride,
+        ConvPadding(padding, padding),
+        dilation,
+        bool(bound["ceil_mode"]),
+        bool(bound.get("return_indices", False)),
+        bool(bound.get("count_include_pad", True)),
+        bound.get("divisor_override"),
+    )
+
+
+def encode_pool(spec: PoolSpec) -> dict[str, Any]:
+    rule = spec.padding
+    layer_1d = spec.nd == 1
+    if isinstance(rule, SamePadding):
+        return {"kernel_size": spec.kernel_size, "stride": spec.stride, "pad_mode": "same"}
+    if rule.before != rule.after:
+        raise NotExpressible(f"MindSpore's {spec.kind} pads both sides alike ({rule.describe()})")
+    out: dict[str, Any] = {"kernel_size": spec.kernel_size, "stride": spec.stride}
+    if layer_1d:
+        out = {"kernel_size": spec.kernel_size[0], "stride": spec.stride[0]}
+    plain = (
+        not any(rule.before) and not spec.ceil_mode and not spec.return_indices
+        and spec.dilation == (1,) * spec.nd
+    )
+    if plain and spec.count_include_pad and spec.divisor_override is None:
+        out["pad_mode"] = "valid"
+        return out
+    out.update(pad_mode="pad", padding=rule.before[0] if layer_1d else rule.before,
+               ceil_mode=spec.ceil_mode)
+    if spec.op == "max":
+        out.update(dilation=spec.dilation[0] if layer_1d else spec.dilation,
+                   return_indices=spec.return_indices)
+    else:
+        out["count_include_pad"] = spec.count_include_pad
+        if not layer_1d:
+            out["divisor_override"] = spec.divisor_override
+    return out
+
+
+def dropout(bound) -> DropoutSpec:
+    """``Dropout(keep_prob=0.5, p=None)``: ``p`` wins when given; the first positional
+    argument is ``keep_prob`` (``Dropout(0.8)`` drops 20%)."""
+    p, keep = bound["p"], bound["keep_prob"]
+    if p is not None:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(
+                f"For 'Dropout', the 'p' must be a number in range [0, 1), but got {p}."
+            )
+        return DropoutSpec("Dropout", float(p))
+    if not isinstance(keep, float):
+        raise TypeError(
+            f"For 'Dropout', the type of 'keep_prob' should be 'float', but got type "
+            f"{type(keep).__name__!r}."
+        )
+    if not 0 < keep <= 1:
+        raise ValueError(
+            f"For 'Dropout', the 'keep_prob' must be a number in range (0, 1], but got {keep}."
+        )
+    return DropoutSpec("Dropout", 1.0 - keep)
+
+
+BATCH_NORM_ENTRIES = (  # Cell.parameters_and_names order; gamma/beta exist even if not affine
+    Entry("running_mean", "moving_mean"),
+    Entry("running_var", "moving_variance"),
+    Entry("weight", "gamma", kept=True),
+    Entry("bias", "beta", kept=True),
+)
+
+
+def _modules(dense_defaults: tuple[Any, Any], tail: tuple) -> dict[str, ModuleDef]:
+    pool_notes = {
+        "padding": "pad_mode 'valid' (default), 'same' (TF-style, out = ceil(in / stride), "
+        "the odd extra after), 'pad' (padding on both sides)"
+    }
+    modules = {
+        "Linear": ModuleDef(
+            LayerDef(
+                "Dense",
+                args(
+                    ("in_channels", REQUIRED, "in_features"),
+                    ("out_channels", REQUIRED, "out_features"),
+                    ("weight_init", dense_defaults[0]),
+                    ("bias_init", dense_defaults[1]),
+                    ("has_bias", True, "bias"),
+                    ("activation", None),
+                )
+                + tail,
+            ),
+            dense,
+            encode_dense,
+            (Entry("weight", "weight", "matrix"), Entry("bias", "bias")),
+            init=dense_init,
+        ),
+        "Dropout": ModuleDef(
+            LayerDef("Dropout", args(("keep_prob", 0.5), ("p", None)) + tail),
+            dropout,
+            lambda spec: {"p": spec.p},
+        ),
+        "Flatten": ModuleDef(
+            LayerDef("Flatten", args(("start_dim", 1), ("end_dim", -1))),
+            lambda bound: FlattenSpec("Flatten", bound["start_dim"], bound["end_dim"]),
+            lambda spec: {"start_dim": spec.start_dim, "end_dim": spec.end_dim},
+        ),
+    }
+    for n in (1, 2):
+        modules[f"BatchNorm{n}d"] = ModuleDef(
+            LayerDef(
+                f"BatchNorm{n}d",
+                args(
+                    "num_features", ("eps", 1e-5), ("momentum", 0.9), ("affine", True),
+                    ("gamma_init", "ones"), ("beta_init", "zeros"),
+                    ("moving_mean_init", "zeros"), ("moving_var_init", "ones"),
+                    ("use_batch_statistics", None), ("data_format", "NCHW"),
+                )
+                + tail,
+            ),
+            batch_norm,
+            encode_batch_norm,
+            BATCH_NORM_ENTRIES,
+            init=batch_norm_init,
+            notes={
+                "momentum": "fraction of the old value: running = m * running + (1 - m) * batch",
+                "running variance": "unbiased batch variance (the output uses the biased one)",
+            },
+        )
+        head = args(("kernel_size", 1), ("stride", 1), ("pad_mode", "valid"), ("padding", 0))
+        fmt = args(("data_format", "NCHW")) if n == 2 else ()
+        modules[f"MaxPool{n}d"] = ModuleDef(
+            LayerDef(
+                f"MaxPool{n}d",
+                head + args(("dilation", 1), ("return_indices", False), ("ceil_mode", False))
+                + fmt,
+            ),
+            pool, encode_pool, notes=pool_notes,
+        )
+        modules[f"AvgPool{n}d"] = ModuleDef(
+            LayerDef(
+                f"AvgPool{n}d",
+                head + args(("ceil_mode", False), ("count_include_pad", True))
+                + (args(("divisor_override", None)) if n == 2 else ()) + fmt,
+            ),
+            pool, encode_pool, notes=pool_notes,
+        )
+    return modules
+
+
 def _profile(
     name: str,
     framework: str,
@@ -399,6 +747,11 @@ def _profile(
         hints={**HINTS, **(hints or {})},
         repr_always=("pad_mode",),
         notes=NOTES,
+        modules=_modules(defaults, tail),
+        missing={
+            "MaxPool3d": "minidl's mindspore profiles have no MaxPool3d",
+            "AvgPool3d": "minidl's mindspore profiles have no AvgPool3d",
+        },
     )
 
 

@@ -1,6 +1,8 @@
-"""The Profile: everything a framework's conv layers do differently, as data.
+"""The Profile: everything a framework's layers do differently, as data.
 
-A profile says, per layer kind (``Conv1d`` ... ``ConvTranspose3d``):
+The other layers of a small CNN (``Linear``, ``BatchNorm1d/2d``, the pools, ``Dropout``,
+``Flatten``) are :class:`~minidl.profiles.modules.ModuleDef` entries of ``modules``. For the
+conv layers, a profile says, per layer kind (``Conv1d`` ... ``ConvTranspose3d``):
 
 * the constructor signature and the attributes it leaves on the layer
   (:mod:`~minidl.profiles.signature`);
@@ -22,8 +24,9 @@ from typing import Any
 
 from .init import InitPolicy
 from .layout import Layout
+from .modules import ModuleDef
 from .padding import ConvPadding, SamePadding, TransposeWindow
-from .signature import Bound, LayerDef, bind, foreign_hint, kind_info
+from .signature import MODULE_KINDS, Bound, LayerDef, bind, foreign_hint, kind_info
 from .spec import ConvSpec, NotExpressible, common_spec
 
 # the canonical attributes every profile's layers have, whatever the framework calls them
@@ -60,6 +63,7 @@ class Profile:
     missing: Mapping[str, str] = field(default_factory=dict)  # kind -> why it does not exist
     repr_always: tuple[str, ...] = ()
     notes: Mapping[str, str] = field(default_factory=dict)
+    modules: Mapping[str, ModuleDef] = field(default_factory=dict)  # Linear, BatchNorm2d, ...
 
     def __repr__(self) -> str:
         return f"<Profile {self.name!r}: {self.framework}>"
@@ -74,6 +78,8 @@ class Profile:
 
     # ---- signatures -----------------------------------------------------------------------------
     def layer(self, kind: str) -> LayerDef:
+        if kind in MODULE_KINDS:
+            return self.module(kind).layer
         kind_info(kind)
         if kind not in self.layers:
             reason = self.missing.get(kind, f"{self.framework} has no {kind}")
@@ -81,6 +87,22 @@ class Profile:
                 f"{kind} does not exist under the {self.name} profile: {reason}"
             )
         return self.layers[kind]
+
+    def module(self, kind: str) -> ModuleDef:
+        """The definition of a non-conv layer kind (NotImplementedError where it is missing)."""
+        if kind not in MODULE_KINDS:
+            raise ValueError(f"unknown layer kind {kind!r}; expected one of {MODULE_KINDS}")
+        if kind not in self.modules:
+            reason = self.missing.get(kind, f"{self.framework} has no {kind}")
+            raise NotImplementedError(
+                f"{kind} does not exist under the {self.name} profile: {reason}"
+            )
+        return self.modules[kind]
+
+    def configure_module(self, kind: str, args: tuple, kwargs: dict[str, Any]) -> tuple[Any, Bound]:
+        """Bind and resolve a non-conv constructor call: its canonical spec and the bound call."""
+        bound = self.bind(kind, args, kwargs)
+        return self.modules[kind].resolve(bound), bound
 
     def bind(self, kind: str, args: tuple, kwargs: dict[str, Any]) -> Bound:
         return bind(self, kind, args, kwargs)

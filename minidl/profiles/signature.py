@@ -22,6 +22,20 @@ LAYER_KINDS = (
     "ConvTranspose2d",
     "ConvTranspose3d",
 )
+# the other layers of a small CNN (minidl/profiles/modules.py)
+MODULE_KINDS = (
+    "Linear",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "MaxPool3d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AvgPool3d",
+    "Dropout",
+    "Flatten",
+)
 KERNEL_SYMBOLS = {1: ("k",), 2: ("kh", "kw"), 3: ("kd", "kh", "kw")}
 # arguments no framework keeps as a plain attribute: the bias flag (``bias`` is the parameter),
 # the initialisers and the placement
@@ -193,11 +207,12 @@ def bind(profile: Profile, kind: str, args: tuple, kwargs: dict[str, Any]) -> Bo
 def foreign_hint(profile: Profile, name: str, kind: str, others: Iterable[Profile]) -> str:
     """Why ``name`` is not an argument of ``kind`` under ``profile``, and what to use instead:
     the profile's own hint, or what ``others`` call it."""
-    if name in profile.hints:
-        return profile.hints[name]
+    for key in (f"{kind}.{name}", name):  # a hint for this layer kind, or for any
+        if key in profile.hints:
+            return profile.hints[key]
     meaning, owners = None, []
     for other in others:
-        for layer_kind, layer in other.layers.items():
+        for layer_kind, layer in all_layers(other).items():
             arg = next((a for a in layer.signature if a.name == name), None)
             if arg is not None and (layer_kind == kind or meaning is None):
                 meaning = arg.key
@@ -205,10 +220,15 @@ def foreign_hint(profile: Profile, name: str, kind: str, others: Iterable[Profil
                     owners.append(other.framework)
     if meaning is None:
         return f"no profile knows an argument {name!r}"
-    own = profile.layers[kind].arg(meaning)
+    own = profile.layer(kind).arg(meaning)
     if own is not None:
         return f"{name!r} is spelled {own.name!r} under the {profile.name} profile"
     return (
         f"{name!r} ({', '.join(owners)}) has no equivalent in "
-        f"{profile.layers[kind].cls_name} under the {profile.name} profile"
+        f"{profile.layer(kind).cls_name} under the {profile.name} profile"
     )
+
+
+def all_layers(profile: Profile) -> dict[str, LayerDef]:
+    """The conv layers and the other modules of ``profile``, by kind."""
+    return {**profile.layers, **{kind: m.layer for kind, m in profile.modules.items()}}

@@ -159,3 +159,105 @@ def check_choice(bound: Bound, meaning: str, choices: tuple[str, ...], lower: bo
             f"{bound.op}: {bound.name(meaning)} must be one of {list(choices)} under the "
             f"{bound.profile.name} profile, but got {bound.name(meaning)}={value!r}"
         )
+
+
+# ---- the other layers of a small CNN, in PyTorch's terms ----------------------------------------
+@dataclass(frozen=True)
+class LinearSpec:
+    """A dense layer in PyTorch's terms: ``y = activation(x @ W.T + b)``.
+
+    ``kind`` is ``'Linear'``; ``in_features``/``out_features`` size the weight
+    ``(out_features, in_features)``; ``bias`` says whether there is a bias ``(out_features,)``;
+    ``activation`` is None (PyTorch's Linear) or the name of the element-wise function MindSpore's
+    ``Dense(activation=...)`` applies after the affine map (``'relu'``, ``'sigmoid'``, ``'tanh'``,
+    ``'gelu'``, ``'softmax'``, ``'log_softmax'``); ``dtype`` is the parameters' dtype."""
+
+    kind: str
+    in_features: int
+    out_features: int
+    bias: bool
+    activation: str | None = None
+    dtype: np.dtype = np.dtype(np.float32)
+
+
+@dataclass(frozen=True)
+class BatchNormSpec:
+    """Batch normalisation in PyTorch's terms (parameters ``weight``/``bias`` and buffers
+    ``running_mean``/``running_var``, all ``(num_features,)``).
+
+    ``kind`` is ``'BatchNorm1d'`` or ``'BatchNorm2d'``; ``momentum`` is PyTorch's: the fraction
+    of the new batch statistic, ``running = (1 - momentum) * running + momentum * batch`` (the
+    running variance takes the unbiased batch variance in all three frameworks), or None for
+    PyTorch's cumulative average; MindSpore's and MegEngine's ``momentum=0.9`` is ``0.1`` here.
+    ``affine``: learnable weight and bias; ``bias``: minidl's keyword-only switch for the bias
+    alone; ``track_running_stats``: PyTorch's flag (without running statistics, batch
+    statistics are used in eval too). ``use_batch_statistics`` is MindSpore's rule, which
+    PyTorch lacks: None behaves as PyTorch (batch statistics and updates in training, running
+    statistics in eval); True uses and updates the batch statistics in train and eval mode;
+    False always uses the running statistics and never updates them."""
+
+    kind: str
+    num_features: int
+    eps: float
+    momentum: float | None
+    affine: bool
+    track_running_stats: bool
+    bias: bool = True
+    use_batch_statistics: bool | None = None
+    dtype: np.dtype = np.dtype(np.float32)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """Max or average pooling in PyTorch's terms.
+
+    ``kind`` is PyTorch's class name (``'MaxPool2d'``, ``'AvgPool1d'``, ...); ``kernel_size``,
+    ``stride`` and ``dilation`` are tuples of one int per spatial dim. ``padding`` is a
+    :class:`~minidl.profiles.padding.ConvPadding` (``before``/``after`` per dim; padded
+    positions never win a max and are counted by an average as ``count_include_pad`` says) or a
+    :class:`~minidl.profiles.padding.SamePadding` (MindSpore's ``pad_mode='same'``: out =
+    ceil(in / stride), the odd extra after; an average then divides by the in-bounds count,
+    whatever ``count_include_pad`` says). ``ceil_mode``, ``return_indices``,
+    ``count_include_pad`` and ``divisor_override`` are PyTorch's arguments (the last two only
+    matter for an average)."""
+
+    kind: str
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: Any
+    dilation: tuple[int, ...]
+    ceil_mode: bool = False
+    return_indices: bool = False
+    count_include_pad: bool = True
+    divisor_override: int | None = None
+
+    @property
+    def nd(self) -> int:
+        return int(self.kind[-2])
+
+    @property
+    def op(self) -> str:
+        """``'max'`` or ``'avg'``."""
+        return "max" if self.kind.startswith("Max") else "avg"
+
+
+@dataclass(frozen=True)
+class DropoutSpec:
+    """Dropout in PyTorch's terms: ``p`` is the probability to zero an element in training
+    (the rest are scaled by ``1 / (1 - p)``); the identity in eval. MindSpore's
+    ``keep_prob`` is ``1 - p``, MegEngine's ``drop_prob`` is ``p``."""
+
+    kind: str
+    p: float
+
+
+@dataclass(frozen=True)
+class FlattenSpec:
+    """Flatten dims ``start_dim..end_dim`` (inclusive, negative from the end), as PyTorch's."""
+
+    kind: str
+    start_dim: int = 1
+    end_dim: int = -1
+
+
+LayerSpec = ConvSpec | LinearSpec | BatchNormSpec | PoolSpec | DropoutSpec | FlattenSpec

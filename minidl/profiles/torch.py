@@ -9,10 +9,23 @@ from typing import Any
 from .._geometry import same_split
 from . import init
 from .layout import Layout
+from .modules import BATCH_NORM_INIT, Entry, ModuleDef, count, layer_hints, loose_tuple
 from .padding import ConvPadding, SamePadding, TransposeWindow
 from .profile import Profile
-from .signature import LayerDef, args
-from .spec import ConvSpec, NotExpressible, check_choice, check_output_padding, ints
+from .signature import Arg, LayerDef, args
+from .spec import (
+    BatchNormSpec,
+    ConvSpec,
+    DropoutSpec,
+    FlattenSpec,
+    LinearSpec,
+    NotExpressible,
+    PoolSpec,
+    check_choice,
+    check_output_padding,
+    ints,
+    parse_dtype,
+)
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -161,6 +174,180 @@ def _layers() -> dict[str, LayerDef]:
     return layers
 
 
+# ---- Linear, BatchNorm, pools, Dropout, Flatten (torch/nn/modules/*.py) -------------------------
+def linear(bound) -> LinearSpec:
+    check_device(bound)
+    return LinearSpec(
+        "Linear",
+        count(bound, "in_features"),
+        count(bound, "out_features"),
+        bool(bound["bias"]),
+        dtype=parse_dtype(bound["dtype"]),
+    )
+
+
+def encode_linear(spec: LinearSpec) -> dict[str, Any]:
+    if spec.activation is not None:
+        raise NotExpressible(
+            f"Linear has no activation; put nn.{spec.activation} after it ({spec.activation!r})"
+        )
+    return {"in_features": spec.in_features, "out_features": spec.out_features, "bias": spec.bias}
+
+
+def batch_norm(bound) -> BatchNormSpec:
+    check_device(bound)
+    return BatchNormSpec(
+        bound.kind,
+        count(bound, "num_features"),
+        bound["eps"],
+        bound["momentum"],
+        bool(bound["affine"]),
+        bool(bound["track_running_stats"]),
+        bias=bool(bound["bias"]),
+        dtype=parse_dtype(bound["dtype"]),
+    )
+
+
+def encode_batch_norm(spec: BatchNormSpec) -> dict[str, Any]:
+    if spec.use_batch_statistics is not None:
+        raise NotExpressible(
+            f"use_batch_statistics={spec.use_batch_statistics} (MindSpore) has no PyTorch argument"
+        )
+    return {
+        "num_features": spec.num_features,
+        "eps": spec.eps,
+        "momentum": spec.momentum,
+        "affine": spec.affine,
+        "track_running_stats": spec.track_running_stats,
+        "bias": spec.bias,
+    }
+
+
+def pool(bound) -> PoolSpec:
+    """PyTorch keeps a pool's arguments as given and checks them in the forward."""
+    nd = int(bound.kind[-2])
+    kernel = loose_tuple(bound["kernel_size"], nd)
+    stride = bound["stride"]
+    padding = loose_tuple(bound["padding"], nd)
+    return PoolSpec(
+        bound.kind,
+        kernel,
+        kernel if stride is None or stride == [] else loose_tuple(stride, nd),
+        ConvPadding(padding, padding),
+        loose_tuple(bound.get("dilation", 1), nd),
+        bound["ceil_mode"],
+        bound.get("return_indices", False),
+        bound.get("count_include_pad", True),
+        bound.get("divisor_override"),
+    )
+
+
+def encode_pool(spec: PoolSpec) -> dict[str, Any]:
+    rule = spec.padding
+    if not isinstance(rule, ConvPadding) or rule.before != rule.after:
+        what = rule.describe() if hasattr(rule, "describe") else repr(rule)
+        raise NotExpressible(
+            f"{spec.kind} pads both sides of a dim alike ({what}); put F.pad(x, ...) in front"
+        )
+    if spec.op == "avg" and spec.dilation != (1,) * spec.nd:
+        raise NotExpressible(f"{spec.kind} has no dilation (got {spec.dilation})")
+    out: dict[str, Any] = {
+        "kernel_size": spec.kernel_size,
+        "stride": spec.stride,
+        "padding": rule.before,
+        "ceil_mode": spec.ceil_mode,
+    }
+    if spec.op == "max":
+        out.update(dilation=spec.dilation, return_indices=spec.return_indices)
+    else:
+        out["count_include_pad"] = spec.count_include_pad
+        if spec.nd > 1:
+            out["divisor_override"] = spec.divisor_override
+    return out
+
+
+LINEAR_INIT = {"weight": init.kaiming(a=math.sqrt(5)), "bias": init.fan_in_uniform()}
+BATCH_NORM_ARGS = (
+    *args(
+        "num_features",
+        ("eps", 1e-5),
+        ("momentum", 0.1),
+        ("affine", True),
+        ("track_running_stats", True),
+        ("device", None),
+        ("dtype", None),
+    ),
+    Arg("bias", True, keyword_only=True),  # minidl's: an affine weight without a bias
+)
+MAX_POOL_ARGS = args(
+    "kernel_size", ("stride", None), ("padding", 0), ("dilation", 1), ("return_indices", False),
+    ("ceil_mode", False),
+)
+AVG_POOL_1D_ARGS = args(
+    "kernel_size", ("stride", None), ("padding", 0), ("ceil_mode", False),
+    ("count_include_pad", True),
+)
+VECTOR_ENTRIES = tuple(
+    Entry(name, name, "scalar" if name == "num_batches_tracked" else "vector")
+    for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+)
+
+
+def _modules() -> dict[str, ModuleDef]:
+    modules = {
+        "Linear": ModuleDef(
+            LayerDef(
+                "Linear",
+                args("in_features", "out_features", ("bias", True), ("device", None),
+                     ("dtype", None)),
+            ),
+            linear,
+            encode_linear,
+            (Entry("weight", "weight", "matrix"), Entry("bias", "bias")),
+            init=lambda bound: LINEAR_INIT,
+        ),
+        "Dropout": ModuleDef(
+            LayerDef("Dropout", args(("p", 0.5), ("inplace", False))),
+            lambda bound: DropoutSpec("Dropout", bound["p"]),
+            lambda spec: {"p": spec.p},
+        ),
+        "Flatten": ModuleDef(
+            LayerDef("Flatten", args(("start_dim", 1), ("end_dim", -1))),
+            lambda bound: FlattenSpec("Flatten", bound["start_dim"], bound["end_dim"]),
+            lambda spec: {"start_dim": spec.start_dim, "end_dim": spec.end_dim},
+        ),
+    }
+    for n in (1, 2):
+        modules[f"BatchNorm{n}d"] = ModuleDef(
+            LayerDef(f"BatchNorm{n}d", BATCH_NORM_ARGS),
+            batch_norm,
+            encode_batch_norm,
+            VECTOR_ENTRIES,
+            init=lambda bound: BATCH_NORM_INIT,
+            notes={
+                "momentum": "fraction of the new value: running = (1 - m) * running + m * batch",
+                "running variance": "unbiased batch variance (the output uses the biased one)",
+            },
+        )
+    for n in (1, 2, 3):
+        avg_args = (AVG_POOL_1D_ARGS if n == 1
+                    else (*AVG_POOL_1D_ARGS, Arg("divisor_override", None)))
+        modules[f"MaxPool{n}d"] = ModuleDef(
+            LayerDef(f"MaxPool{n}d", MAX_POOL_ARGS), pool, encode_pool, checked_at="forward",
+            notes={"padding": "int or tuple, both sides, at most half the kernel"},
+        )
+        modules[f"AvgPool{n}d"] = ModuleDef(
+            # PyTorch's AvgPool1d keeps its arguments as 1-tuples (only it)
+            LayerDef(f"AvgPool{n}d", avg_args,
+                     stored={k: "tuple" for k in ("kernel_size", "stride", "padding")} if n == 1
+                     else {}),
+            pool, encode_pool, checked_at="forward",
+            notes={"padding": "int or tuple, both sides, at most half the kernel; "
+                              "count_include_pad=True"},
+        )
+    return modules
+
+
 PROFILE = Profile(
     name="torch",
     framework="PyTorch 2.13",
@@ -176,6 +363,7 @@ PROFILE = Profile(
     encode_padding=encode_padding,
     checks=(check_device,),
     hints={
+        **layer_hints("p"),
         "pad_mode": (
             "MindSpore's pad_mode maps to padding under the torch profile: 'pad' is padding="
             "<amounts>, 'valid' is padding=0, 'same' is padding='same' (stride 1 only; "
@@ -191,4 +379,5 @@ PROFILE = Profile(
         "padding": "int or tuple (both sides), 'valid', or 'same' (stride 1 only, odd extra after)",
         "transposed padding": "int or tuple, cropped from both ends",
     },
+    modules=_modules(),
 )

@@ -279,13 +279,40 @@ def _dtype(model: Module) -> torch.dtype:
     return torch.float32
 
 
+def _drop_missing_counters(module: nn.Module, state: dict[str, Any]) -> None:
+    """A BatchNorm built under MindSpore's or MegEngine's profile has no num_batches_tracked
+    (its momentum is fixed, so nothing reads the counter): PyTorch's layer goes without one too
+    (a None buffer, which PyTorch's BatchNorm skips), so the state dicts have the same keys."""
+    for name, m in module.named_modules():
+        key = f"{name}.num_batches_tracked" if name else "num_batches_tracked"
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and key not in state \
+                and m.momentum is not None and m.track_running_stats:
+            m.register_buffer("num_batches_tracked", None)
+
+
+def _copy_state(module: nn.Module, state: dict[str, Any]) -> None:
+    """minidl's state dict in PyTorch's layout into ``module``: the same names and shapes."""
+    target = module.state_dict(keep_vars=True)
+    if set(target) != set(state):
+        raise RuntimeError(  # a bug in an exporter, not a user error
+            f"to_torch: PyTorch's names {sorted(set(target) - set(state))} and minidl's "
+            f"{sorted(set(state) - set(target))} differ"
+        )
+    with torch.no_grad():
+        for key, tensor in target.items():
+            value = torch.from_numpy(np.array(state[key]))
+            if tuple(value.shape) != tuple(tensor.shape):
+                raise RuntimeError(f"to_torch: {key} is {tuple(value.shape)} in minidl's "
+                                   f"checkpoint but {tuple(tensor.shape)} in PyTorch's layer")
+            tensor.copy_(value)
+
+
 def to_torch(model: Module) -> nn.Module:
     """See :func:`minidl.export.to_torch`."""
     module = build(d.describe(model), model)
     state = model.state_dict(profile="torch")
-    module.load_state_dict(
-        OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in state.items()), strict=True
-    )
+    _drop_missing_counters(module, state)
+    _copy_state(module, state)
     originals = dict(model.named_modules())
     for name, m in module.named_modules():
         original = originals[name]

@@ -584,3 +584,94 @@ def test_exported_modules_pickle(torch):
     x = torch.randn(2, 2, 9, 9)
     copy = pickle.loads(pickle.dumps(model))
     assert torch.equal(copy(x), model(x))
+
+
+# ---- every layer built under its profile (issue 12's profiled layers) ---------------------------
+def profiled_cnn(profile: str) -> tuple[nn.Sequential, tuple]:
+    """A conv-BN-pool CNN with a dense head, every layer built with its framework's own
+    arguments and conventions (BatchNorm momentum=0.8 keeps 0.8 of the old statistic under
+    MegEngine and MindSpore, MindSpore's 'same' pools, MegEngine's padding-excluding average)."""
+    minidl.manual_seed(12)
+    shape = (4, 3, 11, 10)
+    with minidl.use_profile(profile):
+        if profile == "torch":
+            features = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8, momentum=0.2),
+                        nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8),
+                        nn.AvgPool2d(2, padding=1, count_include_pad=False)]
+            tail = [nn.Flatten(), nn.Dropout(0.3)]
+        elif profile == "megengine":  # no Flatten module in MegEngine: PyTorch's
+            features = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8, momentum=0.8),
+                        nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8),
+                        nn.AvgPool2d(2, padding=1)]
+            tail = [nn.Flatten(profile="torch"), nn.Dropout(drop_prob=0.3)]
+        else:
+            features = [nn.Conv2d(3, 8, 3, pad_mode="same", has_bias=True),
+                        nn.BatchNorm2d(8, momentum=0.8), nn.ReLU(),
+                        nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same"),
+                        nn.Conv2d(8, 8, 3, pad_mode="valid"), nn.BatchNorm2d(8),
+                        nn.AvgPool2d(kernel_size=2, stride=2, pad_mode="same")]
+            tail = [nn.Flatten(), nn.Dropout(p=0.3)]
+        body = nn.Sequential(*features)
+        n = int(np.prod(body(minidl.zeros(*shape)).shape[1:]))
+        dense = nn.Linear(n, 10) if profile in ("torch", "megengine") else nn.Dense(n, 10)
+        model = nn.Sequential(body, *tail, dense, nn.BatchNorm1d(10))
+    return model, shape
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiled_layers_export_to_torch(torch, profile, training):
+    model, shape = profiled_cnn(profile)
+    model.double()
+    for _ in range(2):  # running statistics away from their start, in the profile's rule
+        train_but_dropout(model)
+        model(minidl.tensor(batch(shape, seed=21)))
+    train_but_dropout(model) if training else model.eval()
+    exported = to_torch(model)
+    assert list(exported.state_dict()) == list(model.state_dict(profile="torch"))
+
+    x = batch(shape, n=5, seed=22)
+    xm, xt = minidl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, yt = model(xm), exported(xt)
+    np.testing.assert_allclose(yt.detach().numpy(), y.data, rtol=1e-10, atol=1e-12)
+    upstream = np.random.default_rng(23).standard_normal(y.shape)
+    (y * minidl.tensor(upstream)).sum().backward()
+    (yt * torch.tensor(upstream)).sum().backward()
+    np.testing.assert_allclose(xt.grad.numpy(), xm.grad.data, rtol=1e-9, atol=1e-12)
+    expected = grads_in_torch_layout(model)
+    for key, param in exported.named_parameters():
+        np.testing.assert_allclose(param.grad.numpy(), expected[key], rtol=1e-9, atol=1e-11,
+                                   err_msg=key)
+    after = model.state_dict(profile="torch")  # the running statistics moved alike
+    for key, value in exported.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), after[key], rtol=1e-12, atol=1e-14,
+                                   err_msg=key)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiled_layers_export_to_onnx(ort, profile, tmp_path):
+    model, shape = profiled_cnn(profile)
+    model.train()
+    model(minidl.tensor(batch(shape, seed=24).astype(np.float32)))
+    model.eval()
+    path = tmp_path / "profiled.onnx"
+    to_onnx(model, batch(shape).astype(np.float32), path)
+    check_onnx(path)
+    x = batch(shape, n=6, seed=25).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(ort, path, x), model(minidl.tensor(x)).data,
+                               rtol=1e-4, atol=2e-6)
+
+
+def test_mindspore_rules_pytorch_lacks_are_refused_by_name(tmp_path):
+    x = np.zeros((1, 3, 6, 6), np.float32)
+    with minidl.use_profile("mindspore"):
+        cases = [
+            (nn.Sequential(nn.Flatten(), nn.Dense(108, 2, activation="relu")),
+             r"Linear \(at '1'\).*activation='relu'"),
+            (nn.BatchNorm2d(3, use_batch_statistics=True), "use_batch_statistics=True"),
+        ]
+    for model, message in cases:
+        with pytest.raises(NotImplementedError, match=message):
+            to_torch(model)
+        with pytest.raises(NotImplementedError, match=message):
+            to_onnx(model, x, tmp_path / "m.onnx")

@@ -15,11 +15,12 @@ defaults to ``OMP_NUM_THREADS`` (its first entry) or else the usable cores;
 :func:`set_num_threads` changes it. This module owns the count: the dispatcher
 (``minidl._ext.dispatch``) hands it to the kernels.
 
-**Threads that wait sleep.** OpenMP threads that finish their share of a kernel wait for the
-next one; by default GNU OpenMP spins while it waits, which steals the core another process
-needs on a busy machine. minidl sets ``OMP_WAIT_POLICY=passive`` before its kernels load
-OpenMP (unless ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is already set), so waiting threads
-sleep. It only takes effect if no other library loaded GNU OpenMP into the process first.
+**Waiting threads spin (OpenMP's default, kept).** OpenMP threads that finish their share of
+a kernel spin for a while before they sleep. On a busy machine that spinning takes the core
+another process needs; ``OMP_WAIT_POLICY=passive`` makes them sleep at once, but then every
+parallel region pays a wake-up, and a small CNN's training step has dozens of short ones. Both
+were measured (README, "What importing minidl changes"); minidl keeps the default and leaves
+the choice to the user's environment.
 
 **The widest instruction set the CPU has.** The kernels whose speed is their vectors are built
 for several instruction sets (setup.py); :func:`isa` is the one in use: the widest that the CPU
@@ -46,10 +47,7 @@ import os
 
 from threadpoolctl import ThreadpoolController
 
-if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "passive"  # before the first kernel module loads OpenMP
-
-from ._ext import cpu as _cpu  # noqa: E402  (after the wait policy is set)
+from ._ext import cpu as _cpu
 
 __all__ = [
     "BLAS_THREADS",

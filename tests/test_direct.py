@@ -112,17 +112,23 @@ def test_block_reading_past_the_last_plane(direct):
 
 
 def test_dispatcher_chooses_direct_where_the_build_has_it():
-    """A float32 stride-1 5x5 conv: the direct kernels where the table makes them the default
-    for the instruction set in use (all three passes with AVX-512), im2col + GEMM elsewhere;
-    float64 always on the GEMM (the direct kernels are float32)."""
+    """A float32 stride-1 5x5 conv (LeNet's second): the direct kernels for all three passes
+    with AVX-512, for the forward and the (150-tap) weight gradient with AVX2, never with the
+    baseline's 4-float vectors; float64 always on the GEMM (the direct kernels are float32)."""
     zero = (0, 0, 0)
     geo = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), ONE, ONE, zero, zero, 1)
-    expected = ["direct" if dispatch.direct_is_default(p) else "gemm" for p in dispatch.PASSES]
+    expected = {"avx512": ["direct", "direct", "direct"], "avx2": ["direct", "gemm", "direct"],
+                "baseline": ["gemm", "gemm", "gemm"]}[dispatch.isa()]
     assert [dispatch.choose(p, geo, np.float32) for p in dispatch.PASSES] == expected
     assert [dispatch.choose(p, geo, np.float64) for p in dispatch.PASSES] == ["gemm"] * 3
     assert dispatch.applicable("direct", "forward", geo, np.float32)
     assert not dispatch.applicable("direct", "forward", geo, np.float64)
-    assert dispatch.DIRECT_DEFAULT["avx512"] == dispatch.PASSES
+    strided = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), (1, 2, 2), ONE, zero, zero, 1)
+    if dispatch.isa() == "avx2":  # the strided forward stays on the GEMM (ResNet stem case)
+        assert dispatch.choose("forward", strided, np.float32) == "gemm"
+    wide = conv.geometry((2, 64, 1, 14, 14), (64, 64, 1, 5, 5), ONE, ONE, zero, zero, 1)
+    if dispatch.isa() == "avx2":  # 1600 taps: the GEMM's weight gradient
+        assert dispatch.choose("weight", wide, np.float32) == "gemm"
 
 
 def test_modules_are_compiled_for_their_instruction_set():

@@ -17,7 +17,7 @@ Each primitive asks :func:`choose` which algorithm computes it:
 - ``pointwise``: the same GEMM run on x itself (1x1 kernel, stride 1, no padding).
 - ``depthwise``: per-plane direct kernels (``_depthwise.pxi``) for one input channel per group.
 - ``direct``: SIMD register-blocked float32 kernels on a padded grid (``_direct.pxi``), for
-  every instruction set; the default where they win (:data:`DIRECT_DEFAULT`).
+  every instruction set; the default where they win (``_direct_wins``).
 - ``winograd``: F(2x2, 3x3) for 2-D 3x3 stride-1 convs (``winograd.pyx``).
 
 The choice is a function of the pass, the geometry, the dtype and the instruction set the
@@ -63,21 +63,31 @@ WINOGRAD_TILE = 2
 # The direct backward-data computes output channels in blocks: with fewer input channels per
 # group than this the GEMM is as fast (bench case: LeNet conv1's backward).
 DIRECT_DATA_MIN_CHANNELS = 4
-# The passes where the direct kernels are the default, per instruction set: with AVX-512 they
-# beat im2col + BLAS (held to narrower vectors) on every bench case where they apply; the
-# baseline's 4-float vectors never do.
-DIRECT_DEFAULT = {
-    "avx512": ("forward", "data", "weight"),
-    "avx2": (),
-    "baseline": (),
-}
+# Where the direct kernels are the default (float32, not pointwise, not small-multiplier
+# depthwise), per instruction set (bench cases, each path against PyTorch capped the same way):
+# - avx512: every pass where they apply; they also beat Winograd (ResNet 3x3 cases).
+# - avx2: the forward of stride-1 convs (LeNet, digits, conv1d, conv3d; strided ones like the
+#   ResNet stem stay on the GEMM), and the weight gradient of convs whose per-group taps
+#   (in/groups * kernel volume) are few (LeNet, digits); the GEMM wins the weight gradient of
+#   wider convs (conv1d, conv3d, ResNet) and every backward-data. Winograd goes first.
+# - baseline (4-float vectors): never.
+AVX2_DIRECT_WEIGHT_MAX_TAPS = 256
+DIRECT_BEATS_WINOGRAD = ("avx512",)
+
 
 _local = threading.local()  # forced algorithm and record log: per thread, like grad mode
 
 
-def direct_is_default(pass_: str) -> bool:
-    """Whether the direct kernels are the default for this pass (float32) on :func:`isa`."""
-    return pass_ in DIRECT_DEFAULT[runtime.isa()]
+def _direct_wins(pass_: str, geo: ConvGeometry, isa: str) -> bool:
+    """Whether the direct kernels are the default for this pass and geometry on ``isa``."""
+    if isa == "avx512":
+        return pass_ != "data" or geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS
+    if isa == "avx2":
+        if pass_ == "forward":
+            return geo.stride == (1, 1, 1)
+        taps = geo.in_per_group * geo.kernel[0] * geo.kernel[1] * geo.kernel[2]
+        return pass_ == "weight" and taps <= AVX2_DIRECT_WEIGHT_MAX_TAPS
+    return False
 
 
 def isa() -> str:
@@ -137,23 +147,25 @@ def choose(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> str:
 
 
 def _table(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> str:
-    small_multiplier = geo.depthwise and geo.out_per_group <= DEPTHWISE_MAX_MULTIPLIER
-    direct_default = dtype == np.float32 and direct_is_default(pass_)
-    if direct_default:
-        if not geo.pointwise and not small_multiplier and _direct_fits(pass_, geo, dtype) and (
-            pass_ != "data" or geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS
-        ):
-            return "direct"
-    elif _winograd_pays(pass_, geo):
+    isa, float32 = runtime.isa(), dtype == np.float32
+    if _winograd_pays(pass_, geo) and not (float32 and isa in DIRECT_BEATS_WINOGRAD):
         return "winograd"
+    small_multiplier = geo.depthwise and geo.out_per_group <= DEPTHWISE_MAX_MULTIPLIER
+    if (
+        float32
+        and not geo.pointwise
+        and not small_multiplier
+        and _direct_fits(pass_, geo, dtype)
+        and _direct_wins(pass_, geo, isa)
+    ):
+        return "direct"
     if small_multiplier:
         return "depthwise"
     return "pointwise" if geo.pointwise else "gemm"
 
 
 def _winograd_pays(pass_: str, geo: ConvGeometry) -> bool:
-    """Where the direct kernels are not the default (they are faster where they are: bench
-    ResNet 3x3 cases)."""
+    """Winograd applies and has enough channels and outputs to win over the GEMM."""
     channels = min(geo.w_shape[0], geo.w_shape[1])
     return (
         _winograd_fits(geo)

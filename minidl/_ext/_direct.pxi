@@ -44,7 +44,8 @@ cdef extern from *:
     /* register blocks per instruction set (override with CFLAGS=-DMINIDL_CB=... to tune):
        forward CB output channels x NV vectors of positions, backward-weight WT taps x 1-2
        channel vectors, in accumulators that fit the vector registers (32 with AVX-512, 16
-       with AVX2 and SSE).  AVX-512: 8 x 3 beat 4 x 4 on the bench case ResNet 256@14. */
+       with AVX2 and SSE).  AVX-512: 8 x 3 beat 4 x 4 on the bench case ResNet 256@14;
+       AVX2: 4 x 3 and 6 taps beat 4 x 2 / 6 x 2 and 4 taps on LeNet conv2 and digits. */
     #if defined(__AVX512F__)
     #define MINIDL_VW 16
     #define MINIDL_DEFAULT_NV 3
@@ -52,9 +53,9 @@ cdef extern from *:
     #define MINIDL_DEFAULT_WT 12
     #elif defined(__AVX__)
     #define MINIDL_VW 8
-    #define MINIDL_DEFAULT_NV 2
+    #define MINIDL_DEFAULT_NV 3
     #define MINIDL_DEFAULT_CB 4
-    #define MINIDL_DEFAULT_WT 4
+    #define MINIDL_DEFAULT_WT 6
     #else
     #define MINIDL_VW 4
     #define MINIDL_DEFAULT_NV 2

@@ -113,8 +113,9 @@ def test_block_reading_past_the_last_plane(direct):
 
 def test_dispatcher_chooses_direct_where_the_build_has_it():
     """A float32 stride-1 5x5 conv (LeNet's second): the direct kernels for all three passes
-    with AVX-512, for the forward and the (150-tap) weight gradient with AVX2, never with the
-    baseline's 4-float vectors; float64 always on the GEMM (the direct kernels are float32)."""
+    with AVX-512, for the forward and the (150-tap) weight gradient with AVX2 (its 6 input
+    channels leave the backward-data on the GEMM), never with the baseline's 4-float vectors;
+    float64 always on the GEMM (the direct kernels are float32)."""
     zero = (0, 0, 0)
     geo = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), ONE, ONE, zero, zero, 1)
     expected = {"avx512": ["direct", "direct", "direct"], "avx2": ["direct", "gemm", "direct"],
@@ -127,8 +128,9 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     if dispatch.isa() == "avx2":  # the strided forward stays on the GEMM (ResNet stem case)
         assert dispatch.choose("forward", strided, np.float32) == "gemm"
     wide = conv.geometry((2, 64, 1, 14, 14), (64, 64, 1, 5, 5), ONE, ONE, zero, zero, 1)
-    if dispatch.isa() == "avx2":  # 1600 taps: the GEMM's weight gradient
+    if dispatch.isa() == "avx2":  # 1600 taps: the GEMM's weight gradient; 64 channels: data
         assert dispatch.choose("weight", wide, np.float32) == "gemm"
+        assert dispatch.choose("data", wide, np.float32) == "direct"
 
 
 def test_modules_are_compiled_for_their_instruction_set():

@@ -67,11 +67,13 @@ DIRECT_DATA_MIN_CHANNELS = 4
 # depthwise), per instruction set (bench cases, each path against PyTorch capped the same way):
 # - avx512: every pass where they apply; they also beat Winograd (ResNet 3x3 cases).
 # - avx2: the forward of stride-1 convs (LeNet, digits, conv1d, conv3d; strided ones like the
-#   ResNet stem stay on the GEMM), and the weight gradient of convs whose per-group taps
-#   (in/groups * kernel volume) are few (LeNet, digits); the GEMM wins the weight gradient of
-#   wider convs (conv1d, conv3d, ResNet) and every backward-data. Winograd goes first.
+#   ResNet stem stay on the GEMM); the backward-data of convs with at least 16 input channels
+#   per group (digits, conv1d, conv3d; LeNet conv2's 6 stay on the GEMM); the weight gradient
+#   of convs whose per-group taps (in/groups * kernel volume) are few (LeNet, digits; the GEMM
+#   ties or wins on conv1d, conv3d, ResNet). Winograd goes first where it pays.
 # - baseline (4-float vectors): never.
 AVX2_DIRECT_WEIGHT_MAX_TAPS = 256
+AVX2_DIRECT_DATA_MIN_CHANNELS = 16
 DIRECT_BEATS_WINOGRAD = ("avx512",)
 
 
@@ -85,8 +87,10 @@ def _direct_wins(pass_: str, geo: ConvGeometry, isa: str) -> bool:
     if isa == "avx2":
         if pass_ == "forward":
             return geo.stride == (1, 1, 1)
+        if pass_ == "data":
+            return geo.in_per_group >= AVX2_DIRECT_DATA_MIN_CHANNELS
         taps = geo.in_per_group * geo.kernel[0] * geo.kernel[1] * geo.kernel[2]
-        return pass_ == "weight" and taps <= AVX2_DIRECT_WEIGHT_MAX_TAPS
+        return taps <= AVX2_DIRECT_WEIGHT_MAX_TAPS
     return False
 
 

@@ -247,6 +247,8 @@ cdef struct Grid:
     Py_ssize_t Hp, Wp, oD, oH, oW, P    # P = oD * oH * oW
     Py_ssize_t taps                     # Cg * kvol
     Py_ssize_t length                   # grid positions: (N - 1) * plane + last output + 1
+    Py_ssize_t segments, span           # the forward's blocks tile `segments` ranges of `span`
+                                        # positions, `plane` apart (see make_grid)
 
 
 def _round_up(a: int, b: int) -> int:
@@ -270,7 +272,15 @@ cdef Grid make_grid(x_shape, O, kernel, padded, out, groups):
     g.oD, g.oH, g.oW = out
     g.P = out[0] * out[1] * out[2]
     g.taps = g.Cg * kernel[0] * kernel[1] * kernel[2]
-    g.length = (N - 1) * g.plane + ((out[0] - 1) * g.Hp + out[1] - 1) * g.Wp + out[2]
+    image = ((out[0] - 1) * g.Hp + out[1] - 1) * g.Wp + out[2]  # up to an image's last output
+    g.length = (N - 1) * g.plane + image
+    # Blocks run over the whole grid, across image boundaries, or per image: per image skips
+    # the padding rows after each image's last output (a quarter of LeNet conv2's grid) but
+    # rounds each image up to whole blocks; the one with fewer blocks is taken.
+    if N * ceil_div(image, MINIDL_BLOCK) < ceil_div(g.length, MINIDL_BLOCK):
+        g.segments, g.span = N, image
+    else:
+        g.segments, g.span = 1, g.length
     return g
 
 
@@ -310,11 +320,14 @@ def _tap_offsets(N, Cg, kernel, dilation, padded) -> np.ndarray:
 
 cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, const float* wp,
                         float* y, float* tile, Py_ssize_t item) noexcept nogil:
-    """All output channels of one group at one block of grid positions (item = (group, block));
-    a block may span the end of one image and the start of the next."""
-    cdef Py_ssize_t n_blocks = (g.length + MINIDL_BLOCK - 1) // MINIDL_BLOCK
-    cdef Py_ssize_t grp = item // n_blocks, q0 = item % n_blocks * MINIDL_BLOCK
-    cdef Py_ssize_t end = min(MINIDL_BLOCK, g.length - q0)
+    """All output channels of one group at one block of grid positions (item = (group,
+    segment, block)); with one segment a block may span the end of one image and the start of
+    the next."""
+    cdef Py_ssize_t per_segment = (g.span + MINIDL_BLOCK - 1) // MINIDL_BLOCK
+    cdef Py_ssize_t grp = item // (g.segments * per_segment)
+    cdef Py_ssize_t seg = item // per_segment % g.segments, blk = item % per_segment
+    cdef Py_ssize_t q0 = seg * g.plane + blk * MINIDL_BLOCK
+    cdef Py_ssize_t end = min(MINIDL_BLOCK, g.span - blk * MINIDL_BLOCK)
     cdef Py_ssize_t Dp = g.plane // (g.Hp * g.Wp), ob, i, n, r, od, oh, ow, co, k, run
     cdef const float* w = wp + grp * g.Opad * g.taps
     cdef const float* src
@@ -354,7 +367,7 @@ cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, c
 
 cdef _run_forward(Grid g, const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] wp,
                   float[::1] y, float[:, ::1] tiles, int nt):
-    cdef Py_ssize_t item, n_blocks = (g.length + MINIDL_BLOCK - 1) // MINIDL_BLOCK
+    cdef Py_ssize_t item, n_blocks = g.segments * ((g.span + MINIDL_BLOCK - 1) // MINIDL_BLOCK)
     for item in prange(g.G * n_blocks, nogil=True, num_threads=nt, schedule="dynamic"):
         forward_block(&g, &xp[0], &off[0], &wp[0], &y[0], &tiles[threadid(), 0], item)
 

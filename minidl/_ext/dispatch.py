@@ -53,7 +53,7 @@ ALGORITHMS = ("gemm", "pointwise", "depthwise", "direct", "winograd")
 # depthwise 3x3; the LeNet first layer, C = 1 and O = 6, is faster as a GEMM).
 DEPTHWISE_MAX_MULTIPLIER = 2
 # Winograd pays off from these channel counts (min of in and out) on: below them the GEMM
-# kernel is as fast (bench cases: ResNet 3x3 64@56 and 256@14, VGG 128@28).
+# kernel is as fast (bench cases: ResNet 3x3 64@56 and 256@14, VGG 3x3 128@28).
 WINOGRAD_MIN_CHANNELS = {"forward": 32, "data": 64, "weight": 64}
 # ... and with at least this many output rows and columns (a tile is 2x2).
 WINOGRAD_MIN_OUTPUT = 4
@@ -78,20 +78,6 @@ DIRECT_BEATS_WINOGRAD = ("avx512",)
 
 
 _local = threading.local()  # forced algorithm and record log: per thread, like grad mode
-
-
-def _direct_wins(pass_: str, geo: ConvGeometry, isa: str) -> bool:
-    """Whether the direct kernels are the default for this pass and geometry on ``isa``."""
-    if isa == "avx512":
-        return pass_ != "data" or geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS
-    if isa == "avx2":
-        if pass_ == "forward":
-            return geo.stride == (1, 1, 1)
-        if pass_ == "data":
-            return geo.in_per_group >= AVX2_DIRECT_DATA_MIN_CHANNELS
-        taps = geo.in_per_group * geo.kernel[0] * geo.kernel[1] * geo.kernel[2]
-        return taps <= AVX2_DIRECT_WEIGHT_MAX_TAPS
-    return False
 
 
 def isa() -> str:
@@ -166,6 +152,20 @@ def _table(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> str:
     if small_multiplier:
         return "depthwise"
     return "pointwise" if geo.pointwise else "gemm"
+
+
+def _direct_wins(pass_: str, geo: ConvGeometry, isa: str) -> bool:
+    """Whether the direct kernels are the default for this pass and geometry on ``isa``."""
+    if isa == "avx512":
+        return pass_ != "data" or geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS
+    if isa == "avx2":
+        if pass_ == "forward":
+            return geo.stride == (1, 1, 1)
+        if pass_ == "data":
+            return geo.in_per_group >= AVX2_DIRECT_DATA_MIN_CHANNELS
+        taps = geo.in_per_group * geo.kernel[0] * geo.kernel[1] * geo.kernel[2]
+        return taps <= AVX2_DIRECT_WEIGHT_MAX_TAPS
+    return False
 
 
 def _winograd_pays(pass_: str, geo: ConvGeometry) -> bool:

@@ -171,7 +171,7 @@ def linspace(start: Any, end: Any, steps: int, *, dtype: Any = None, device: Any
 
 # ---- like another tensor ---------------------------------------------------------------------
 def _like(input: Any) -> tuple[Size, np.dtype]:
-    data = input.data if isinstance(input, Tensor) else np.asarray(input)
+    data = input._data if isinstance(input, Tensor) else np.asarray(input)
     return data.shape, data.dtype
 
 

@@ -1,8 +1,8 @@
 """The functions PyTorch has at top level for Tensor methods: ``minidl.max(x, 1)`` is
 ``x.max(1)``, ``minidl.sum(x, dim=0)`` is ``x.sum(dim=0)``, ...
 
-Where PyTorch takes a tensor these also take a numpy array (then shared, not copied): in minidl
-``tensor.data`` is the numpy array, and scripts call ``torch.max(outputs.data, 1)``.
+Where PyTorch takes a tensor these also take a numpy array (then shared, not copied), so
+``minidl.max(t.numpy(), 1)`` works too.
 """
 
 from __future__ import annotations

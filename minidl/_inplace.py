@@ -52,7 +52,7 @@ def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _check_writable(t: Tensor, op: str) -> None:
-    if not t.data.flags.writeable:
+    if not t._data.flags.writeable:
         raise RuntimeError(
             f"{op}: unsupported operation: more than one element of the written-to tensor "
             "refers to a single memory location (an expand()ed tensor, for example); "
@@ -63,7 +63,7 @@ def _check_writable(t: Tensor, op: str) -> None:
 def _root(t: Tensor) -> Tensor | None:
     """The tensor that ``t`` is a view of (following views of views); None if not a view."""
     base = getattr(t, "_base", None)
-    if base is None or not np.may_share_memory(base.data, t.data):
+    if base is None or not np.may_share_memory(base._data, t._data):
         return None
     while getattr(base, "_base", None) is not None:
         base = base._base
@@ -91,8 +91,9 @@ def apply(t: Tensor, op: str, operands: Sequence[Tensor], write: Callable[[np.nd
         grad_fn = backward()
         old = _snapshot(t)
     _write(t, op, write)
-    _t._tick()
-    _versions.bump(t.data, _t._clock, record)
+    if not getattr(t, "_untracked", False):  # a ``.data`` tensor: outside autograd (PyTorch)
+        _t._tick()
+        _versions.bump(t._data, _t._clock, record)
     if record:
         history = [h for h in getattr(t, "_history", ()) if h[1]() is not None]
         t._history = (*history, (_t._clock, weakref.ref(old)))
@@ -120,7 +121,7 @@ def _check_view(t: Tensor, op: str) -> None:
 def _snapshot(t: Tensor) -> Tensor:
     """A node with ``t``'s current graph state (the state nodes made so far point at)."""
     old = _t.Tensor.__new__(_t.Tensor)
-    old.data = t.data
+    old._data = t._data
     old.grad = None
     old.requires_grad = t.requires_grad
     old._parents = t._parents
@@ -132,7 +133,7 @@ def _snapshot(t: Tensor) -> Tensor:
 
 def _write(t: Tensor, op: str, write: Callable[[np.ndarray], Any]) -> None:
     try:
-        write(t.data)
+        write(t._data)
     except TypeError as error:  # numpy refuses the cast of the result into t's dtype
         if "cast" not in str(error).lower():
             raise
@@ -170,7 +171,7 @@ class InplaceOps:
         other = _operand(other, self)
         _check_broadcast(self, other)
         _cast_check(self, op, other)
-        scaled = other.data if alpha == 1 else other.data * alpha
+        scaled = other._data if alpha == 1 else other._data * alpha
         shape, dtype = other.shape, other.dtype
 
         def backward():
@@ -185,14 +186,14 @@ class InplaceOps:
         _cast_check(self, "mul_", other)
 
         def backward():
-            b = other.data if self.requires_grad else None  # saved as PyTorch saves them
-            a = self.data.copy() if other.requires_grad else None
+            b = other._data if self.requires_grad else None  # saved as PyTorch saves them
+            a = self._data.copy() if other.requires_grad else None
             shape = other.shape
             return lambda g: (None if b is None else g * b,
                               None if a is None else _t._unbroadcast(g * a, shape))
 
         return apply(self, "mul_", (other,),
-                     lambda a: np.multiply(a, other.data, out=a, casting="unsafe"), backward)
+                     lambda a: np.multiply(a, other._data, out=a, casting="unsafe"), backward)
 
     def div_(self, other: Any) -> Tensor:
         other = _operand(other, self)
@@ -201,14 +202,14 @@ class InplaceOps:
             _cast_check(self, "div_", _t.Tensor(np.zeros((), np.float32)))
 
         def backward():
-            b = other.data
-            a = self.data.copy() if other.requires_grad else None
+            b = other._data
+            a = self._data.copy() if other.requires_grad else None
             shape = other.shape
             return lambda g: (g / b, None if a is None else _t._unbroadcast(-g * a / (b * b),
                                                                              shape))
 
         return apply(self, "div_", (other,),
-                     lambda a: np.divide(a, other.data, out=a, casting="unsafe"), backward)
+                     lambda a: np.divide(a, other._data, out=a, casting="unsafe"), backward)
 
     def __iadd__(self, other: Any) -> Tensor:
         return self.add_(other)
@@ -227,7 +228,7 @@ class InplaceOps:
             raise RuntimeError("clamp_: at least one of 'min' or 'max' must not be None")
 
         def backward():
-            a = self.data
+            a = self._data
             inside = np.ones(a.shape, bool)
             if min is not None:
                 inside &= a >= min
@@ -250,7 +251,7 @@ class InplaceOps:
                 raise RuntimeError("fill_ only supports 0-dimension value tensor but got tensor "
                                    f"with {value.ndim} dimensions.")
             operands: tuple[Tensor, ...] = (value,)
-            fill = value.data
+            fill = value._data
         else:
             operands, fill = (), value
 
@@ -269,7 +270,7 @@ class InplaceOps:
             return lambda g: (np.zeros_like(g),
                               _t._unbroadcast(g, shape).astype(dtype, copy=False))
 
-        return apply(self, "copy_", (src,), lambda a: np.copyto(a, src.data, casting="unsafe"),
+        return apply(self, "copy_", (src,), lambda a: np.copyto(a, src._data, casting="unsafe"),
                      backward)
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
@@ -291,7 +292,7 @@ class InplaceOps:
                 raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, "
                                    f"but got tensor with {value.ndim} dimension(s).")
             operands: tuple[Tensor, ...] = (value,)
-            fill = value.data
+            fill = value._data
         else:
             operands, fill = (), value
         vdtype = value.dtype if operands else None
@@ -309,7 +310,7 @@ class InplaceOps:
     def __setitem__(self, index: Any, value: Any) -> None:
         index = _t._plain_index(index)
         value = value if isinstance(value, _t.Tensor) else _t._wrap(value, self)
-        target = self.data[index]
+        target = self._data[index]
         if _broadcast(np.shape(target), value.shape) != np.shape(target):
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} "
                                f"cannot be broadcast to indexing result of shape "
@@ -325,7 +326,7 @@ class InplaceOps:
             return grads
 
         def write(a):
-            a[index] = value.data
+            a[index] = value._data
 
         apply(self, "__setitem__", (value,), write, backward)
 

@@ -58,9 +58,9 @@ class TensorOps:
         if dtype is None or dtype == self.dtype:
             return self.clone() if copy else self
         if dtype.kind != "f":  # no gradient flows into an integer or bool tensor
-            return _t._leaf(self.data.astype(dtype))
+            return _t._leaf(self._data.astype(dtype))
         old = self.dtype
-        return _t._result(self.data.astype(dtype), (self,), lambda g: (g.astype(old),))
+        return _t._result(self._data.astype(dtype), (self,), lambda g: (g.astype(old),))
 
     # ---- dtypes ------------------------------------------------------------------------------
     def type(self, dtype: Any = None, non_blocking: bool = False) -> str | Tensor:
@@ -94,21 +94,21 @@ class TensorOps:
     @property
     def _version(self) -> builtins.int:
         """How many in-place writes this tensor's storage has had (PyTorch's ``_version``)."""
-        return _versions.version(self.data)
+        return _versions.version(self._data)
 
     # ---- 0-d tensors as Python numbers -------------------------------------------------------
     def item(self) -> builtins.float | builtins.int | builtins.bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError(
-                f"a Tensor with {self.data.size} elements cannot be converted to Scalar"
+                f"a Tensor with {self._data.size} elements cannot be converted to Scalar"
             )
-        return self.data.item()
+        return self._data.item()
 
     def __bool__(self) -> builtins.bool:
-        if self.data.size != 1:
-            amount = "no values" if self.data.size == 0 else "more than one value"
+        if self._data.size != 1:
+            amount = "no values" if self._data.size == 0 else "more than one value"
             raise RuntimeError(f"Boolean value of Tensor with {amount} is ambiguous")
-        return builtins.bool(self.data.item())
+        return builtins.bool(self._data.item())
 
     def __int__(self) -> builtins.int:
         return builtins.int(self._scalar())
@@ -117,19 +117,19 @@ class TensorOps:
         return builtins.float(self._scalar())
 
     def __index__(self) -> builtins.int:
-        if self.data.size != 1 or self.dtype.kind not in "iub":
+        if self._data.size != 1 or self.dtype.kind not in "iub":
             raise TypeError("only integer tensors of a single element can be converted to an "
                             "index")
-        return builtins.int(self.data.item())
+        return builtins.int(self._data.item())
 
     def _scalar(self) -> Any:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError("only one element tensors can be converted to Python scalars")
-        return self.data.item()
+        return self._data.item()
 
     def __format__(self, spec: str) -> str:
         if self.ndim == 0:
-            return format(self.data.item(), spec)
+            return format(self._data.item(), spec)
         if spec:
             raise TypeError("unsupported format string passed to Tensor.__format__")
         return str(self)
@@ -137,7 +137,7 @@ class TensorOps:
     def __iter__(self):
         if self.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.data.shape[0]))
+        return (self[i] for i in range(self._data.shape[0]))
 
     # ---- named comparisons and arithmetic ----------------------------------------------------
     def eq(self, other: Any) -> Tensor:
@@ -160,7 +160,7 @@ class TensorOps:
 
     def equal(self, other: Tensor) -> builtins.bool:
         """True if both have the same shape and elements (PyTorch's ``torch.equal``)."""
-        return self.shape == other.shape and builtins.bool(np.array_equal(self.data, other.data))
+        return self.shape == other.shape and builtins.bool(np.array_equal(self._data, other._data))
 
     def add(self, other: Any, *, alpha: float = 1) -> Tensor:
         return self + (other if alpha == 1 else _t._wrap(other, self) * alpha)
@@ -192,7 +192,7 @@ class TensorOps:
 
     # ---- copies and shapes -------------------------------------------------------------------
     def clone(self, *, memory_format: Any = None) -> Tensor:
-        return _t._result(self.data.copy(), (self,), lambda g: (g,))
+        return _t._result(self._data.copy(), (self,), lambda g: (g,))
 
     def view_as(self, other: Tensor) -> Tensor:
         return self.view(other.shape)
@@ -261,7 +261,7 @@ class TensorOps:
             split = [n for pair in zip(sizes, shape, strict=True) for n in pair]
             return (g.reshape(split).sum(axis=tuple(range(0, len(split), 2))).reshape(old),)
 
-        return _t._result(np.tile(self.data.reshape(shape), sizes), (self,), backward)
+        return _t._result(np.tile(self._data.reshape(shape), sizes), (self,), backward)
 
     def masked_fill(self, mask: Any, value: Any) -> Tensor:
         """A copy with ``value`` where the bool ``mask`` (broadcast to this shape) is True;
@@ -272,10 +272,10 @@ class TensorOps:
                 raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, "
                                    f"but got tensor with {value.ndim} dimension(s).")
             parents: tuple[Tensor, ...] = (self, value)
-            fill = value.data
+            fill = value._data
         else:
             parents, fill = (self,), value
-        out = np.where(where, np.asarray(fill).astype(self.dtype), self.data)
+        out = np.where(where, np.asarray(fill).astype(self.dtype), self._data)
         vdtype = value.dtype if len(parents) == 2 else None
 
         def backward(g):
@@ -343,12 +343,12 @@ class TensorOps:
         """``(values, indices)`` along ``dim``; ties keep their order; NaN sorts as the largest
         value, as in PyTorch."""
         dim = _dim(dim, self.ndim)
-        order = _order(self.data, dim, descending)
+        order = _order(self._data, dim, descending)
         return SortResult(_gather(self, order, dim), _t._leaf(order))
 
     def argsort(self, dim: builtins.int = -1, descending: builtins.bool = False,
                 stable: builtins.bool = False) -> Tensor:
-        return _t._leaf(_order(self.data, _dim(dim, self.ndim), descending))
+        return _t._leaf(_order(self._data, _dim(dim, self.ndim), descending))
 
     def topk(self, k: builtins.int, dim: builtins.int = -1, largest: builtins.bool = True,
              sorted: builtins.bool = True) -> TopkResult:
@@ -357,7 +357,7 @@ class TensorOps:
         n = self.shape[dim] if self.ndim else 1
         if not 0 <= k <= n:
             raise RuntimeError("selected index k out of range")
-        order = _order(self.data, dim, descending=largest)
+        order = _order(self._data, dim, descending=largest)
         order = order[(slice(None),) * dim + (slice(0, k),)] if self.ndim else order
         return TopkResult(_gather(self, order, dim), _t._leaf(order))
 
@@ -418,18 +418,18 @@ def _gather(x: Tensor, indices: np.ndarray, dim: builtins.int) -> Tensor:
     """``x``'s values at ``indices`` along ``dim``; the gradient goes back to those places."""
     shape, dtype = x.shape, x.dtype
     if x.ndim == 0:
-        return _t._result(x.data.copy(), (x,), lambda g: (g,))
+        return _t._result(x._data.copy(), (x,), lambda g: (g,))
 
     def backward(g):
         full = np.zeros(shape, dtype)
         np.put_along_axis(full, indices, g, axis=dim)  # distinct indices: no accumulation
         return (full,)
 
-    return _t._result(np.take_along_axis(x.data, indices, axis=dim), (x,), backward)
+    return _t._result(np.take_along_axis(x._data, indices, axis=dim), (x,), backward)
 
 
 def _pick(a: Tensor, b: Tensor, choose: Any, wins: Any) -> Tensor:
-    x, y = a.data, b.data
+    x, y = a._data, b._data
     a_shape, b_shape = x.shape, y.shape
 
     def backward(g):

@@ -87,8 +87,8 @@ def revise(node: Tensor) -> None:
     parents' states of the time it was made. Called only once some in-place op has run."""
     epoch = node._epoch
     for t in (node, *node._parents):
-        found = record(t.data)
-        if found is not None and found.epoch > epoch and _holds(node._backward, t.data):
+        found = record(t._data)
+        if found is not None and found.epoch > epoch and _holds(node._backward, t._data):
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by "
                 f"an inplace operation: [{_describe(t)}], which is at version {found.version}; "
@@ -107,7 +107,7 @@ def check_view(view: Tensor, used_at: int) -> None:
     use from before the change is fine: the view's graph is right for it)."""
     if getattr(view, "_base", None) is None or not view.requires_grad or view.is_leaf:
         return
-    found = record(view.data)
+    found = record(view._data)
     if found is not None and view._epoch < found.rebased <= used_at:
         raise RuntimeError(
             f"a view ([{_describe(view)}]) is used after the tensor it views was changed by a "
@@ -117,7 +117,7 @@ def check_view(view: Tensor, used_at: int) -> None:
 
 
 def _rewritten_since(tensor: Tensor, epoch: int) -> bool:
-    found = record(tensor.data)
+    found = record(tensor._data)
     return found is not None and found.rebased > epoch
 
 
@@ -173,7 +173,7 @@ def _value_holds(value: Any, array: np.ndarray, depth: int) -> bool:
     if isinstance(value, np.ndarray):
         return np.may_share_memory(value, array)
     if isinstance(value, Tensor):
-        return np.may_share_memory(value.data, array)
+        return np.may_share_memory(value._data, array)
     if isinstance(value, (tuple, list)):
         return any(_value_holds(v, array, depth) for v in value)
     if callable(value) and not isinstance(value, type):

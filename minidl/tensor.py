@@ -44,7 +44,7 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     keep their dtype (float64 stays float64, int32 stays int32), but half precision becomes
     float32 (minidl has none)."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     elif hasattr(data, "detach") and hasattr(data, "numpy"):  # a torch tensor
         data = data.detach().cpu().numpy()
     if dtype is not None:
@@ -68,7 +68,7 @@ def _is_float64_source(data: Any) -> bool:
 def _result(data: np.ndarray, parents: tuple[Tensor, ...], backward: Backward) -> Tensor:
     """The output of an op; records the graph only when a parent needs a gradient."""
     out = Tensor.__new__(Tensor)
-    out.data = data
+    out._data = data
     out.grad = None
     out._backward = None
     out._parents = ()
@@ -150,12 +150,12 @@ def _expand_reduced(grad: np.ndarray, dims: tuple[int, ...], keepdim: bool, shap
 class Tensor(TensorOps, InplaceOps):
     """An n-dimensional array with autograd. Create one with :func:`minidl.tensor`."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_epoch", "_base",
-                 "_history", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_parents", "_backward", "_epoch", "_base",
+                 "_history", "_untracked", "__weakref__")
     __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data = _as_array(data, dtype)
+        self._data = _as_array(data, dtype)
         self.grad: Tensor | None = None
         self._parents: tuple[Tensor, ...] = ()
         self._backward: Backward | None = None
@@ -165,51 +165,65 @@ class Tensor(TensorOps, InplaceOps):
 
     # ---- basic properties -------------------------------------------------------------
     @property
+    def data(self) -> Tensor:
+        """The values as a new Tensor sharing this one's storage, outside autograd (PyTorch's
+        ``.data``): it never requires grad, and in-place changes through it are invisible to
+        the checks that catch a saved value modified in place. ``t.data = value`` replaces the
+        values (a Tensor or an array, of any shape and dtype)."""
+        out = _leaf(self._data)
+        out._untracked = True
+        return out
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def is_leaf(self) -> bool:
         return self._backward is None
 
     def size(self, dim: int | None = None) -> tuple[int, ...] | int:
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self._data.shape if dim is None else self._data.shape[dim]
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def numel(self) -> int:
-        return self.data.size
+        return self._data.size
 
     def numpy(self) -> np.ndarray:
-        return self.data
+        return self._data
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        if dtype is not None and np.dtype(dtype) != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self._data
 
     def tolist(self) -> Any:
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
         extra = ""
-        if self.data.dtype not in (float32, int64, np.dtype(bool)):
-            extra += f", dtype={self.data.dtype}"
+        if self._data.dtype not in (float32, int64, np.dtype(bool)):
+            extra += f", dtype={self._data.dtype}"
         if self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
@@ -218,7 +232,7 @@ class Tensor(TensorOps, InplaceOps):
 
     # ---- autograd ---------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(
                 f"only floating point tensors can require gradients, got dtype {self.dtype}"
             )
@@ -229,21 +243,21 @@ class Tensor(TensorOps, InplaceOps):
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's data, cut from the graph."""
-        return _result(self.data, (), _freed)
+        return _result(self._data, (), _freed)
 
     def backward(self, grad: Any = None) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``, then free the graph."""
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad")
         if grad is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     "grad can be implicitly created only for scalar outputs, "
                     f"got shape {self.shape}"
                 )
-            seed = np.ones_like(self.data)
+            seed = np.ones_like(self._data)
         else:
-            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, self.dtype)
+            seed = np.asarray(grad._data if isinstance(grad, Tensor) else grad, self.dtype)
             if seed.shape != self.shape:
                 raise ValueError(f"grad has shape {seed.shape}, the tensor has shape {self.shape}")
         if _clock:
@@ -287,12 +301,12 @@ class Tensor(TensorOps, InplaceOps):
     def _accumulate(self, g: np.ndarray) -> None:
         """Add ``g`` into ``.grad``: one fresh array (``g`` may be shared with other nodes),
         wrapped without a second copy."""
-        if g.shape != self.data.shape:
-            g = np.broadcast_to(g, self.data.shape)
+        if g.shape != self._data.shape:
+            g = np.broadcast_to(g, self._data.shape)
         if self.grad is None:
-            total = np.array(g, dtype=self.data.dtype, copy=True)
+            total = np.array(g, dtype=self._data.dtype, copy=True)
         else:
-            total = np.add(self.grad.data, g, dtype=self.data.dtype)
+            total = np.add(self.grad._data, g, dtype=self._data.dtype)
         self.grad = _result(total, (), _freed)
 
     # ---- arithmetic ---------------------------------------------------------------------
@@ -300,7 +314,7 @@ class Tensor(TensorOps, InplaceOps):
         other = _wrap(other, self)
         a_shape, b_shape = self.shape, other.shape
         return _result(
-            self.data + other.data,
+            self._data + other._data,
             (self, other),
             lambda g: (_unbroadcast(g, a_shape), _unbroadcast(g, b_shape)),
         )
@@ -312,7 +326,7 @@ class Tensor(TensorOps, InplaceOps):
         other = _wrap(other, self)
         a_shape, b_shape = self.shape, other.shape
         return _result(
-            self.data - other.data,
+            self._data - other._data,
             (self, other),
             lambda g: (_unbroadcast(g, a_shape), _unbroadcast(-g, b_shape)),
         )
@@ -322,7 +336,7 @@ class Tensor(TensorOps, InplaceOps):
 
     def __mul__(self, other: Any) -> Tensor:
         other = _wrap(other, self)
-        a, b = self.data, other.data
+        a, b = self._data, other._data
         a_shape, b_shape = a.shape, b.shape
         # save each operand only for the other's gradient, as PyTorch does
         saved_b = b if self.requires_grad else None
@@ -341,7 +355,7 @@ class Tensor(TensorOps, InplaceOps):
 
     def __truediv__(self, other: Any) -> Tensor:
         other = _wrap(other, self)
-        a, b = self.data, other.data
+        a, b = self._data, other._data
         a_shape, b_shape = a.shape, b.shape
         saved_a = a if other.requires_grad else None
 
@@ -357,12 +371,12 @@ class Tensor(TensorOps, InplaceOps):
         return _wrap(other, self) / self
 
     def __neg__(self) -> Tensor:
-        return _result(-self.data, (self,), lambda g: (-g,))
+        return _result(-self._data, (self,), lambda g: (-g,))
 
     def __pow__(self, exponent: Any) -> Tensor:
         if isinstance(exponent, Tensor):
             return exp(log(self) * exponent)
-        a = self.data
+        a = self._data
         out = a**exponent
         return _result(out, (self,), lambda g: (g * exponent * a ** (exponent - 1),))
 
@@ -381,7 +395,7 @@ class Tensor(TensorOps, InplaceOps):
 
     # ---- comparisons (no gradient) ----------------------------------------------------
     def _compare(self, other: Any, op: Callable) -> Tensor:
-        return Tensor(op(self.data, other.data if isinstance(other, Tensor) else other))
+        return Tensor(op(self._data, other._data if isinstance(other, Tensor) else other))
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(other, np.equal)
@@ -405,7 +419,7 @@ class Tensor(TensorOps, InplaceOps):
     def reshape(self, *shape: Any) -> Tensor:
         shape = _shape_args(shape)
         old = self.shape
-        return _view(self.data.reshape(shape), self, lambda g: (g.reshape(old),))
+        return _view(self._data.reshape(shape), self, lambda g: (g.reshape(old),))
 
     view = reshape
 
@@ -431,7 +445,7 @@ class Tensor(TensorOps, InplaceOps):
     def permute(self, *dims: Any) -> Tensor:
         dims = tuple(d % self.ndim for d in _shape_args(dims))
         inverse = tuple(np.argsort(dims))
-        return _view(self.data.transpose(dims), self, lambda g: (g.transpose(inverse),))
+        return _view(self._data.transpose(dims), self, lambda g: (g.transpose(inverse),))
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         dims = list(range(self.ndim))
@@ -455,7 +469,7 @@ class Tensor(TensorOps, InplaceOps):
             )
         )
         old = self.shape
-        return _view(np.broadcast_to(self.data, shape), self, lambda g: (_unbroadcast(g, old),))
+        return _view(np.broadcast_to(self._data, shape), self, lambda g: (_unbroadcast(g, old),))
 
     def __getitem__(self, index: Any) -> Tensor:
         index = _plain_index(index)
@@ -471,8 +485,8 @@ class Tensor(TensorOps, InplaceOps):
             return (full,)
 
         if basic:
-            return _view(self.data[index], self, backward)
-        return _result(self.data[index], (self,), backward)
+            return _view(self._data[index], self, backward)
+        return _result(self._data[index], (self,), backward)
 
     # ---- reductions -------------------------------------------------------------------
     def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False, *,
@@ -482,7 +496,7 @@ class Tensor(TensorOps, InplaceOps):
         dims = _normalize_dims(dim, self.ndim)
         shape = self.shape
         return _result(
-            self.data.sum(axis=dims, keepdims=keepdim),
+            self._data.sum(axis=dims, keepdims=keepdim),
             (self,),
             lambda g: (_expand_reduced(g, dims, keepdim, shape),),
         )
@@ -495,7 +509,7 @@ class Tensor(TensorOps, InplaceOps):
         count = int(np.prod([self.shape[d] for d in dims])) if self.ndim else 1
         shape = self.shape
         return _result(
-            self.data.mean(axis=dims, keepdims=keepdim),
+            self._data.mean(axis=dims, keepdims=keepdim),
             (self,),
             lambda g: (_expand_reduced(g / count, dims, keepdim, shape),),
         )
@@ -515,7 +529,7 @@ class Tensor(TensorOps, InplaceOps):
         return self._extreme(dim, keepdim, np.argmin, MinResult)
 
     def _extreme(self, dim, keepdim, arg_fn, result_type) -> Tensor | MaxResult | MinResult:
-        a = self.data
+        a = self._data
         if dim is None:
             value = a.max() if arg_fn is np.argmax else a.min()
 
@@ -542,45 +556,45 @@ class Tensor(TensorOps, InplaceOps):
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         if dim is None:
-            return Tensor(np.asarray(self.data.argmax()))
-        return Tensor(self.data.argmax(axis=dim, keepdims=keepdim))
+            return Tensor(np.asarray(self._data.argmax()))
+        return Tensor(self._data.argmax(axis=dim, keepdims=keepdim))
 
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         if dim is None:
-            return Tensor(np.asarray(self.data.argmin()))
-        return Tensor(self.data.argmin(axis=dim, keepdims=keepdim))
+            return Tensor(np.asarray(self._data.argmin()))
+        return Tensor(self._data.argmin(axis=dim, keepdims=keepdim))
 
     # ---- elementwise ------------------------------------------------------------------
     def exp(self) -> Tensor:
-        out = np.exp(self.data)
+        out = np.exp(self._data)
         return _result(out, (self,), lambda g: (g * out,))
 
     def log(self) -> Tensor:
-        a = self.data
+        a = self._data
         return _result(np.log(a), (self,), lambda g: (g / a,))
 
     def sqrt(self) -> Tensor:
-        out = np.sqrt(self.data)
+        out = np.sqrt(self._data)
         return _result(out, (self,), lambda g: (g / (2 * out),))
 
     def abs(self) -> Tensor:
-        a = self.data
+        a = self._data
         return _result(np.abs(a), (self,), lambda g: (g * np.sign(a),))
 
     def tanh(self) -> Tensor:
-        out = np.tanh(self.data)
+        out = np.tanh(self._data)
         return _result(out, (self,), lambda g: (g * (1 - out * out),))
 
     def sigmoid(self) -> Tensor:
-        out = _sigmoid(self.data)
+        out = _sigmoid(self._data)
         return _result(out, (self,), lambda g: (g * out * (1 - out),))
 
     def relu(self) -> Tensor:
-        out = np.maximum(self.data, 0)
+        out = np.maximum(self._data, 0)
         return _result(out, (self,), lambda g: (g * (out > 0),))
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-        a = self.data
+        a = self._data
 
         def backward(g):
             inside = np.ones(a.shape, bool)
@@ -595,7 +609,7 @@ class Tensor(TensorOps, InplaceOps):
     clip = clamp
 
     def softmax(self, dim: int) -> Tensor:
-        out = _softmax(self.data, dim)
+        out = _softmax(self._data, dim)
 
         def backward(g):
             return (out * (g - (g * out).sum(axis=dim, keepdims=True)),)
@@ -603,7 +617,7 @@ class Tensor(TensorOps, InplaceOps):
         return _result(out, (self,), backward)
 
     def log_softmax(self, dim: int) -> Tensor:
-        a = self.data
+        a = self._data
         shifted = a - a.max(axis=dim, keepdims=True)
         out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
 
@@ -633,15 +647,15 @@ def _shape_args(args: tuple) -> tuple[int, ...]:
 def _plain_index(index: Any) -> Any:
     """``index`` with tensors replaced by their arrays (numpy indexes with those)."""
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     return index
 
 
 def _mask_array(mask: Any, shape: tuple[int, ...], op: str) -> np.ndarray:
     """A bool mask that broadcasts to ``shape`` (PyTorch refuses masks of other dtypes)."""
-    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
         raise RuntimeError(f"{op} only supports boolean masks, but got mask with dtype {m.dtype}")
     if np.broadcast_shapes(m.shape, shape) != tuple(shape):
@@ -678,7 +692,7 @@ def tensor(data: Any, *, dtype: Any = None, device: Any = None, requires_grad: b
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with numpy's (and PyTorch's) broadcasting and vector rules."""
-    x, y = a.data, b.data
+    x, y = a._data, b._data
     # treat vectors as 1-row / 1-column matrices; keep each only for the other's gradient
     x2 = x[None, :] if x.ndim == 1 else x
     y2 = y[:, None] if y.ndim == 1 else y
@@ -712,7 +726,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     dim = dim % tensors[0].ndim
     bounds = np.cumsum([t.shape[dim] for t in tensors])[:-1]
     return _result(
-        np.concatenate([t.data for t in tensors], axis=dim),
+        np.concatenate([t._data for t in tensors], axis=dim),
         tensors,
         lambda g: tuple(np.split(g, bounds, axis=dim)),
     )
@@ -722,19 +736,19 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     tensors = tuple(tensors)
     dim = dim % (tensors[0].ndim + 1)
     return _result(
-        np.stack([t.data for t in tensors], axis=dim),
+        np.stack([t._data for t in tensors], axis=dim),
         tensors,
         lambda g: tuple(np.moveaxis(g, dim, 0)),
     )
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
-    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     a = a if isinstance(a, Tensor) else Tensor(a)
     b = _wrap(b, a)
     a_shape, b_shape = a.shape, b.shape
     return _result(
-        np.where(cond, a.data, b.data),
+        np.where(cond, a._data, b._data),
         (a, b),
         lambda g: (_unbroadcast(np.where(cond, g, 0), a_shape),
                    _unbroadcast(np.where(cond, 0, g), b_shape)),

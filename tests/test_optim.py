@@ -228,7 +228,7 @@ def test_state_dict_round_trip_continues_identically(name):
     opt1 = _make(name, first)
     _apply(opt1, first, grads[:10])
     saved = opt1.state_dict()
-    saved_params = [p.data.copy() for p in first]
+    saved_params = [p.numpy().copy() for p in first]
     _apply(opt1, first, grads[10:13])  # keep going: the saved dict must not change
     assert set(saved) == {"state", "param_groups"}
     assert [g["params"] for g in saved["param_groups"]] == [[0, 1], [2]]
@@ -481,11 +481,11 @@ def test_parameters_vector_round_trip():
     params = [nn.Parameter(a) for a in _starts(np.float32)]
     vec = parameters_to_vector(params)
     assert vec.shape == (sum(int(np.prod(s)) for s in SHAPES),)
-    np.testing.assert_array_equal(vec.data, np.concatenate([p.data.ravel() for p in params]))
+    np.testing.assert_array_equal(vec.data, np.concatenate([p.numpy().ravel() for p in params]))
     (vec * minidl.tensor(np.arange(vec.shape[0], dtype=np.float32))).sum().backward()
     np.testing.assert_array_equal(params[1].grad.data, np.arange(12, 15))
     vector_to_parameters(minidl.tensor(np.arange(vec.shape[0], dtype=np.float32)), params)
-    np.testing.assert_array_equal(params[2].data.ravel(), np.arange(15, 27))
+    np.testing.assert_array_equal(params[2].numpy().ravel(), np.arange(15, 27))
     assert params[2].shape == SHAPES[2]
     with pytest.raises(ValueError, match="elements"):
         vector_to_parameters(minidl.tensor(np.zeros(5, np.float32)), params)

@@ -71,7 +71,7 @@ def _copy_weights(src: list[Any], dst: list[Any]) -> None:
     """PyTorch layer weights into the matching minidl layers (in place, shapes checked)."""
     for s, d in zip(src, dst, strict=True):
         for name in ("weight", "bias"):
-            target, source = getattr(d, name).data, getattr(s, name).detach().numpy()
+            target, source = getattr(d, name)._data, getattr(s, name).detach().numpy()
             if target.shape != source.shape:
                 raise ValueError(f"{name}: minidl {target.shape} vs PyTorch {source.shape}")
             target[...] = source

@@ -310,7 +310,7 @@ def build_graph(model: Module, example_input: Any) -> onnx.GraphProto:
     free_batch = ["N", *shape[1:]]
     weights = next(model.parameters(), None)
     if weights is not None:  # the shapes are traced in the model's own dtype
-        x = Tensor(x.data.astype(weights.dtype))
+        x = Tensor(x._data.astype(weights.dtype))
     with no_grad():
         for name, module, record in _leaves(op, model):  # the shape each layer gets
             value = _emit(record, Layer(graph, name, module, shape, value))

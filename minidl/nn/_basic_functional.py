@@ -26,7 +26,7 @@ def _check_float(op: str, name: str, t: Any) -> np.ndarray:
     _check_tensor(op, name, t)
     if t.dtype != np.float32 and t.dtype != np.float64:
         raise TypeError(f"{op}: {name} must be float32 or float64, got dtype {t.dtype}")
-    return t.data
+    return t._data
 
 
 def _check_int(op: str, name: str, value: Any) -> int:
@@ -184,7 +184,7 @@ def _dropout(input: Tensor, p: float, training: bool, mask_shape: tuple[int, ...
     """Zero with probability ``p`` on a mask of ``mask_shape`` (broadcast over the input) and
     scale the kept values by ``1 / (1 - p)``, computed as PyTorch does (mask / (1 - p) in the
     input's dtype, then one multiply)."""
-    x = input.data
+    x = input._data
     if not training or p == 0.0 or x.size == 0:
         return input
     if p == 1.0:
@@ -282,7 +282,7 @@ def _check_indices(op: str, input: Any) -> np.ndarray:
     if input.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must be an integer tensor (int64), got dtype "
                         f"{input.dtype}")
-    return input.data
+    return input._data
 
 
 def _renorm_rows(weight: np.ndarray, rows: np.ndarray, max_norm: float,

@@ -70,7 +70,7 @@ def _bias_grad(g: np.ndarray, bias: Tensor | None) -> np.ndarray | None:
 def _add_bias(y: np.ndarray, bias: Tensor | None) -> None:
     """y += bias per channel, in place: y is a fresh kernel output that no backward reads."""
     if bias is not None:
-        y += bias.data.reshape(1, -1, 1, 1, 1)
+        y += bias._data.reshape(1, -1, 1, 1, 1)
 
 
 def _node(out: np.ndarray, input: Tensor, weight: Tensor, bias: Tensor | None, backward):
@@ -87,7 +87,7 @@ def _convnd(nd, input, weight, bias, stride, padding, dilation, groups) -> Tenso
     geo = conv_geometry(op, nd, _batched_shape(input, nd), weight.shape, stride, padding,
                         dilation, groups)
     _check_bias(op, bias, weight.shape[0])
-    x5, w5 = input.data.reshape(geo.x_shape), weight.data.reshape(geo.w_shape)
+    x5, w5 = input._data.reshape(geo.x_shape), weight._data.reshape(geo.w_shape)
     y5 = dispatch.conv_forward(x5, w5, geo)
     _add_bias(y5, bias)
 
@@ -136,7 +136,7 @@ def _conv_transposend(
     geo, unreached = conv_transpose_geometry(op, nd, _batched_shape(input, nd), weight.shape,
                                              stride, padding, output_padding, groups, dilation)
     _check_bias(op, bias, weight.shape[1] * groups)
-    x5, w5 = input.data.reshape(geo.y_shape), weight.data.reshape(geo.w_shape)
+    x5, w5 = input._data.reshape(geo.y_shape), weight._data.reshape(geo.w_shape)
     y5 = dispatch.conv_backward_data(x5, w5, geo)
     extra = ((0, 0), (0, 0)) + tuple((0, u) for u in lift(unreached, 0))
     if any(unreached):  # rows past every kernel tap: zeros (then the bias)
@@ -252,7 +252,7 @@ def _pad_constant(input: Tensor, pairs, value: float) -> Tensor:
         src[dim] = slice(max(-before, 0), size - max(-after, 0))
         dst[dim] = slice(max(before, 0), new - max(after, 0))
     out = np.full(shape, value, dtype=input.dtype)
-    out[tuple(dst)] = input.data[tuple(src)]
+    out[tuple(dst)] = input._data[tuple(src)]
     in_shape, dtype = input.shape, input.dtype
 
     def backward(g):
@@ -265,7 +265,7 @@ def _pad_constant(input: Tensor, pairs, value: float) -> Tensor:
 
 def _pad_gather(input: Tensor, pairs, mode: str) -> Tensor:
     indices = [(dim, _source_index(input.shape[dim], b, a, mode)) for dim, b, a in pairs]
-    out = input.data
+    out = input._data
     for dim, index in indices:
         out = np.take(out, index, axis=dim)
     in_shape = input.shape

@@ -18,7 +18,7 @@ def layer_fans(policy: InitPolicy, spec, weight: Tensor) -> tuple[int, int]:
 def fill(initializer: Init, tensor: Tensor, fans: tuple[int, int]) -> None:
     """Fill ``tensor`` in place as ``initializer`` says."""
     if isinstance(initializer, ArrayInit):
-        tensor.data = initializer.array(tensor.shape, tensor.dtype)
+        tensor._data = initializer.array(tensor.shape, tensor.dtype)
         return
     function = getattr(init, initializer.function)
     extra = {"fans": fans} if initializer.uses_fans else {}

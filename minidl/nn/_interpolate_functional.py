@@ -83,7 +83,7 @@ def _weighted(w: np.ndarray, axis: int, ndim: int) -> np.ndarray:
 
 
 def _nearest(input: Tensor, sizes: list[int], scales: list[float | None]) -> Tensor:
-    x = input.data
+    x = input._data
     axes = list(range(2, x.ndim))
     plans = [
         (axis, _nearest_index(x.shape[axis], size, scale, shortcuts=x.ndim == 4))
@@ -103,7 +103,7 @@ def _nearest(input: Tensor, sizes: list[int], scales: list[float | None]) -> Ten
 
 def _linear(input: Tensor, sizes: list[int], scales: list[float | None],
             align_corners: bool) -> Tensor:
-    x = input.data
+    x = input._data
     ndim = x.ndim
     plans = [
         (axis, *_linear_weights(x.shape[axis], size, scale, align_corners, x.dtype))

@@ -43,11 +43,11 @@ def _input(op: str, input: Any) -> np.ndarray:
         raise TypeError(f"{op}: input must be a minidl Tensor, got {type(input).__name__}")
     if input.dtype != np.float32 and input.dtype != np.float64:
         raise TypeError(f"{op}: input must be float32 or float64, got dtype {input.dtype}")
-    return input.data
+    return input._data
 
 
 def _array(t: Any) -> np.ndarray:
-    return t.data if isinstance(t, Tensor) else np.asarray(t)
+    return t._data if isinstance(t, Tensor) else np.asarray(t)
 
 
 def _float_like(op: str, name: str, t: Any, x: np.ndarray) -> tuple[Tensor | None, np.ndarray]:

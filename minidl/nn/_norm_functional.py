@@ -33,7 +33,7 @@ def _channel_vector(name: str, t: Tensor | None, channels: int, x: np.ndarray, p
         raise TypeError(
             f"batch_norm: {name} has dtype {t.dtype} but the input has dtype {x.dtype}"
         )
-    return t.data
+    return t._data
 
 
 def _channel_sum(a: np.ndarray) -> np.ndarray:
@@ -57,7 +57,7 @@ def batch_norm(
     training (``running = (1 - momentum) * running + momentum * batch_stat``)."""
     if not isinstance(input, Tensor):
         raise TypeError(f"batch_norm: input must be a minidl Tensor, got {type(input).__name__}")
-    x = input.data
+    x = input._data
     if x.dtype != np.float32 and x.dtype != np.float64:
         raise TypeError(f"batch_norm: input must be float32 or float64, got dtype {x.dtype}")
     if x.ndim < 2:
@@ -154,7 +154,7 @@ def _affine_vector(name: str, t: Tensor | None, shape: tuple[int, ...], x: np.nd
         )
     if t.dtype != x.dtype:
         raise TypeError(f"layer_norm: {name} has dtype {t.dtype} but the input has {x.dtype}")
-    return t.data
+    return t._data
 
 
 def layer_norm(
@@ -172,7 +172,7 @@ def layer_norm(
     """
     if not isinstance(input, Tensor):
         raise TypeError(f"layer_norm: input must be a minidl Tensor, got {type(input).__name__}")
-    x = input.data
+    x = input._data
     if x.dtype != np.float32 and x.dtype != np.float64:
         raise TypeError(f"layer_norm: input must be float32 or float64, got dtype {x.dtype}")
     shape = _normalized_dims(input, normalized_shape)

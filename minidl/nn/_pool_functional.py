@@ -27,7 +27,7 @@ def _check_input(op: str, input: Any, nd: int) -> tuple[np.ndarray, bool]:
     """The input's array and whether it is unbatched; PyTorch's rank and size rules."""
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: input must be a minidl Tensor, got {type(input).__name__}")
-    x = input.data
+    x = input._data
     if x.dtype != np.float32 and x.dtype != np.float64:
         raise TypeError(f"{op}: input must be float32 or float64, got dtype {x.dtype}")
     if x.ndim not in (nd + 1, nd + 2) or 0 in x.shape[-nd - 1 :]:

@@ -177,8 +177,8 @@ class _ConvNd(Module):
     # ---- checkpoints in any profile's layout ----------------------------------------------------
     def _canonical_arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
         spec = self._spec_now  # the parameters: no attribute changes them
-        bias = None if self.bias is None else self.bias.data.reshape(spec.out_channels)
-        return self.weight.data.reshape(spec.weight_shape), bias
+        bias = None if self.bias is None else self.bias._data.reshape(spec.out_channels)
+        return self.weight._data.reshape(spec.weight_shape), bias
 
     def _export_state(self, profile: str | None) -> OrderedDict[str, np.ndarray]:
         target = self._profile if profile is None else _profiles.get_profile(profile)
@@ -190,7 +190,7 @@ class _ConvNd(Module):
         for name, param in self._parameters.items():
             canonical = spec.weight_shape if name == "weight" else (spec.out_channels,)
             values = np.asarray(entries[name]).reshape(canonical).reshape(param.shape)
-            param.data = np.array(values, dtype=param.dtype)
+            param._data = np.array(values, dtype=param.dtype)
 
     # ---- printing -------------------------------------------------------------------------------
     def extra_repr(self) -> str:

@@ -1,6 +1,6 @@
 """Initialisers with PyTorch's names and fan rules, drawing from minidl's seeded generator.
 
-Each fills ``tensor.data`` in place (keeping its dtype) and returns the tensor. The ones that
+Each fills the tensor's values in place (keeping its dtype) and returns the tensor. The ones that
 depend on fans take them from the tensor's shape, as PyTorch does, unless given explicitly as
 ``fans=(fan_in, fan_out)`` (keyword only): a layer whose framework counts fans otherwise
 (MegEngine ignores the groups), or a bias, whose fans are its weight's.
@@ -43,7 +43,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
-    tensor.data = np.asarray(values, dtype=tensor.dtype).reshape(tensor.shape)
+    tensor._data = np.asarray(values, dtype=tensor.dtype).reshape(tensor.shape)
     return tensor
 
 

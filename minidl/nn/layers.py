@@ -225,7 +225,7 @@ class Embedding(Module):
                                     requires_grad=not _freeze)
             self.reset_parameters()
         else:
-            weight = np.array(_weight.data if isinstance(_weight, Tensor) else _weight)
+            weight = np.array(_weight._data if isinstance(_weight, Tensor) else _weight)
             if weight.shape != (num_embeddings, embedding_dim):
                 raise ValueError(
                     f"Shape of weight {weight.shape} does not match num_embeddings and "
@@ -236,7 +236,7 @@ class Embedding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            self.weight._data[self.padding_idx] = 0
 
     def forward(self, input: Tensor) -> Tensor:
         return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
@@ -248,7 +248,7 @@ class Embedding(Module):
                         norm_type: float = 2.0, scale_grad_by_freq: bool = False,
                         sparse: bool = False) -> Embedding:
         """An Embedding holding a copy of the 2-D ``embeddings`` (frozen by default)."""
-        shape = tuple(np.shape(embeddings.data if isinstance(embeddings, Tensor) else embeddings))
+        shape = tuple(np.shape(embeddings._data if isinstance(embeddings, Tensor) else embeddings))
         if len(shape) != 2:
             raise ValueError(f"Embeddings parameter is expected to be 2-dimensional, got {shape}")
         return cls(shape[0], shape[1], padding_idx, max_norm, norm_type, scale_grad_by_freq,

@@ -37,7 +37,7 @@ class Parameter(Tensor):
 def _to_numpy(value: Any) -> np.ndarray:
     """numpy arrays, minidl Tensors, torch tensors (0-d included) -> numpy."""
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if hasattr(value, "detach") and hasattr(value, "numpy"):
         return value.detach().cpu().numpy()
     return np.asarray(value)
@@ -216,13 +216,13 @@ class Module:
                 f"{dtype}"
             )
         for p in self.parameters():
-            p.data = p.data.astype(dtype)
+            p._data = p._data.astype(dtype)
             if p.grad is not None:
-                p.grad = Tensor(p.grad.data.astype(dtype))
+                p.grad = Tensor(p.grad._data.astype(dtype))
         for module in self.modules():
             for name, buf in module._buffers.items():
                 if buf is not None and buf.dtype.kind == "f":
-                    module._buffers[name] = Tensor(buf.data.astype(dtype))
+                    module._buffers[name] = Tensor(buf._data.astype(dtype))
         return self
 
     def cpu(self) -> Module:
@@ -243,8 +243,8 @@ class Module:
     # ---- checkpoints ------------------------------------------------------------------------
     def _export_state(self, profile: str | None) -> dict[str, np.ndarray]:
         """This module's own parameters and buffers, in the layout of ``profile``."""
-        entries = {n: p.data.copy() for n, p in self._parameters.items()}
-        entries.update({n: b.data.copy() for n, b in self._buffers.items() if b is not None})
+        entries = {n: p._data.copy() for n, p in self._parameters.items()}
+        entries.update({n: b._data.copy() for n, b in self._buffers.items() if b is not None})
         return entries
 
     def _import_state(self, entries: dict[str, np.ndarray], profile: str | None) -> None:
@@ -253,7 +253,7 @@ class Module:
             target = self._parameters.get(name)
             if target is None:
                 target = self._buffers[name]
-            target.data = np.array(value, dtype=target.dtype)
+            target._data = np.array(value, dtype=target.dtype)
 
     def state_dict(self, profile: str | None = None) -> OrderedDict[str, np.ndarray]:
         """Names -> numpy arrays (copies). ``profile`` exports in that framework's layout."""

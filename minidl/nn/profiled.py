@@ -133,7 +133,7 @@ class _Profiled(Module):
         out = OrderedDict()
         for entry in self._own_entries():
             torch_entry = Entry(entry.name, entry.name, _TORCH_FORMS[entry.name])
-            out[entry.name] = self._stored(entry.stored).data.reshape(self._shape(torch_entry))
+            out[entry.name] = self._stored(entry.stored)._data.reshape(self._shape(torch_entry))
         return out
 
     def _target(self, profile: str | None):
@@ -157,7 +157,7 @@ class _Profiled(Module):
             if entry.stored in entries and entry.name in own:
                 tensor = self._stored(own[entry.name].stored)
                 values = np.asarray(entries[entry.stored]).reshape(tensor.shape)
-                tensor.data = np.array(values, dtype=tensor.dtype)
+                tensor._data = np.array(values, dtype=tensor.dtype)
 
     def _display_name(self) -> str:
         return self._def.layer.cls_name
@@ -227,9 +227,9 @@ class Linear(_Profiled):
             spec.out_features,)
 
     def _canonical_arrays(self) -> OrderedDict[str, np.ndarray]:
-        out = OrderedDict(weight=self.weight.data)
+        out = OrderedDict(weight=self.weight._data)
         if self.bias is not None:
-            out["bias"] = self.bias.data
+            out["bias"] = self.bias._data
         return out
 
     def reset_parameters(self) -> None:
@@ -317,10 +317,10 @@ class _BatchNorm(_Profiled):
         for name, value in (("running_mean", 0.0), ("running_var", 1.0)):
             tensor = self._tensor(name)
             if tensor is not None:
-                tensor.data[...] = value
+                tensor._data[...] = value
         counter = self._tensor("num_batches_tracked")
         if counter is not None:
-            counter.data = np.array(0, np.int64)
+            counter._data = np.array(0, np.int64)
 
     def reset_parameters(self) -> None:
         """PyTorch's: weight 1, bias 0, running mean 0, variance 1; MindSpore's initialiser
@@ -329,7 +329,7 @@ class _BatchNorm(_Profiled):
         for name, value in (("weight", 1.0), ("bias", 0.0)):
             tensor = self._tensor(name)
             if tensor is not None:
-                tensor.data[...] = value
+                tensor._data[...] = value
         if self._def.init is not None:
             for name, initializer in self._def.init(self._bound()).items():
                 tensor = self._tensor(name)
@@ -357,9 +357,9 @@ class _BatchNorm(_Profiled):
         if spec.use_batch_statistics is None:  # PyTorch's rule (and MegEngine's)
             factor = 0.0 if spec.momentum is None else spec.momentum
             if self.training and spec.track_running_stats and counter is not None:
-                counter.data = counter.data + 1
+                counter._data = counter._data + 1
                 if spec.momentum is None:  # cumulative moving average
-                    factor = 1.0 / float(counter.data)
+                    factor = 1.0 / float(counter._data)
             batch = self.training or (mean_buffer is None and var_buffer is None)
             track = not self.training or spec.track_running_stats
             if not track:
@@ -371,13 +371,13 @@ class _BatchNorm(_Profiled):
                            self._vector("bias"), batch, factor, spec.eps)
         for buffer, vector in zip((mean_buffer, var_buffer), running, strict=True):
             if buffer is not None and vector is not None and vector is not buffer:
-                buffer.data[...] = vector.data.reshape(buffer.shape)
+                buffer._data[...] = vector._data.reshape(buffer.shape)
         return out
 
     def _running(self, tensor: Tensor | None) -> Tensor | None:
         if tensor is None or tensor.ndim == 1:
             return tensor
-        return Tensor(tensor.data.reshape(self._spec.num_features).copy())
+        return Tensor(tensor._data.reshape(self._spec.num_features).copy())
 
     def extra_repr(self) -> str:
         if self.profile == "torch":

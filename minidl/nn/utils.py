@@ -54,7 +54,7 @@ def get_total_norm(
     """The ``norm_type``-norm of the norms of ``tensors`` (their concatenation's norm) as a
     0-d Tensor in the tensors' dtype (float32 for none)."""
     p = float(norm_type)
-    arrays = [t.data if isinstance(t, Tensor) else np.asarray(t) for t in tensors]
+    arrays = [t._data if isinstance(t, Tensor) else np.asarray(t) for t in tensors]
     if not arrays:
         return Tensor(np.array(0.0, dtype=np.float32))
     dtype = np.result_type(*arrays)
@@ -85,7 +85,7 @@ def clip_grads_with_norm_(
     grads = [p.grad for p in _as_list(parameters) if p.grad is not None]
     if not grads:
         return
-    norm = total_norm.data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
+    norm = total_norm._data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
     dtype = norm.dtype if norm.dtype.kind == "f" else np.dtype(np.float32)
     norm = norm.astype(dtype)
     # torch: clamp(max_norm / (total_norm + 1e-6), max=1), where scalar / tensor is
@@ -93,11 +93,11 @@ def clip_grads_with_norm_(
     coef = (dtype.type(1) / (norm + dtype.type(1e-6))) * dtype.type(max_norm)
     coef = np.minimum(coef, dtype.type(1.0))
     for g in grads:
-        factor = coef.astype(g.data.dtype) if g.data.dtype.kind == "f" else coef
-        if g.data.flags.writeable and g.data.dtype.kind == "f":
-            g.data *= factor
+        factor = coef.astype(g._data.dtype) if g._data.dtype.kind == "f" else coef
+        if g._data.flags.writeable and g._data.dtype.kind == "f":
+            g._data *= factor
         else:
-            g.data = g.data * factor
+            g._data = g._data * factor
 
 
 def clip_grad_norm_(
@@ -127,10 +127,10 @@ def clip_grad_value_(
         if p.grad is None:
             continue
         g = p.grad
-        if g.data.flags.writeable:
-            np.clip(g.data, -clip_value, clip_value, out=g.data)
+        if g._data.flags.writeable:
+            np.clip(g._data, -clip_value, clip_value, out=g._data)
         else:
-            g.data = np.clip(g.data, -clip_value, clip_value)
+            g._data = np.clip(g._data, -clip_value, clip_value)
 
 
 def parameters_to_vector(parameters: Tensor | Iterable[Tensor]) -> Tensor:
@@ -154,7 +154,7 @@ def vector_to_parameters(vec: Tensor, parameters: Tensor | Iterable[Tensor]) -> 
     offset = 0
     for p in params:
         n = int(np.prod(p.shape))
-        p.data = vec.data[offset : offset + n].reshape(p.shape).astype(p.dtype, copy=True)
+        p._data = vec._data[offset : offset + n].reshape(p.shape).astype(p.dtype, copy=True)
         offset += n
 
 

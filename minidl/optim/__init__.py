@@ -1,6 +1,6 @@
 """Optimizers (SGD, Adam, AdamW, Adadelta, Adagrad, RMSprop) and learning-rate schedulers, with
 ``torch.optim``'s update rules, parameter groups and state_dict layout. Parameters are updated
-in place on ``.data`` with vectorised numpy; no graph is recorded.
+in place on their numpy arrays with vectorised numpy; no graph is recorded.
 
 Numerics follow torch's CPU kernels operation by operation, including their fused
 multiply-adds (see ``optimizer._fma``): float32 SGD weights equal torch's bit for bit; the

@@ -7,7 +7,7 @@ parameter to its dict of numpy buffers. ``state_dict()`` packs parameters as ind
 loads into a fresh optimizer built over the same parameters in the same order, and a state dict
 written by ``torch.optim`` (tensors converted to numpy) loads as well.
 
-Updates run on ``param.data`` in place with numpy and record no graph.
+Updates run on each parameter's numpy array in place and record no graph.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..tensor import Tensor
 def _to_numpy(value: Any) -> Any:
     """minidl / torch tensors -> numpy; anything else unchanged."""
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if hasattr(value, "detach") and hasattr(value, "numpy"):
         return value.detach().cpu().numpy()
     return value
@@ -118,7 +118,7 @@ class Optimizer:
                 )
             if not p.is_leaf:
                 raise ValueError("can't optimize a non-leaf Tensor")
-            if p.data.dtype.kind != "f":
+            if p._data.dtype.kind != "f":
                 raise TypeError(f"can only optimize floating point tensors, got dtype {p.dtype}")
         if len({id(p) for p in params}) != len(params):
             raise ValueError("optimizer contains a parameter group with duplicate parameters")
@@ -149,10 +149,10 @@ class Optimizer:
                 continue
             if set_to_none:
                 p.grad = None
-            elif p.grad.data.flags.writeable:
-                p.grad.data.fill(0)
+            elif p.grad._data.flags.writeable:
+                p.grad._data.fill(0)
             else:
-                p.grad.data = np.zeros_like(p.grad.data)
+                p.grad._data = np.zeros_like(p.grad._data)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()`` if given (it is
@@ -282,10 +282,10 @@ def _check_optimizer_state(state_dict: Any) -> None:
 
 def _param_arrays(p: Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(parameter data, writable, in place; gradient as an array of the same dtype/shape)."""
-    data = p.data
+    data = p._data
     if not data.flags.writeable:
-        data = p.data = data.copy()
-    grad = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
+        data = p._data = data.copy()
+    grad = p.grad._data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
     if grad.shape != data.shape:
         raise ValueError(f"gradient of shape {grad.shape} for a parameter of shape {data.shape}")
     if grad.dtype != data.dtype:

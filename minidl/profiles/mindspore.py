@@ -138,7 +138,7 @@ def initializer(value: Any, label: str, default: Init) -> Init:
     if isinstance(value, numbers.Number) and not isinstance(value, bool):
         return Constant(float(value))
     if isinstance(value, (np.ndarray, Tensor, list, tuple)) or hasattr(value, "numpy"):
-        array = value.data if isinstance(value, Tensor) else value
+        array = value._data if isinstance(value, Tensor) else value
         if hasattr(array, "detach"):  # a torch tensor
             array = array.detach().cpu().numpy()
         return ArrayInit(np.asarray(array), label)

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Helpers shared by the conv kernels (gemm.pyx, depthwise.pyx, direct.pyx): the geometry as
+"""Helpers shared by the conv kernels (gemm.pyx, _depthwise.pxi, _direct.pxi): the geometry as
 a C struct, ceiling division, a tap's range of output positions, copying a plane into a
 zero-padded one.  All inline and nogil."""
 

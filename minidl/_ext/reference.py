@@ -1,6 +1,8 @@
-"""Slow, obviously correct numpy versions of the three convolution primitives in conv.pyx.
+"""Slow, obviously correct numpy versions of the three convolution primitives.
 
-Same signatures and semantics as ``minidl._ext.conv``, written the direct way: pad the input
+The semantics of ``minidl._ext.dispatch``'s primitives, with the 3-D parameters ``(stride,
+dilation, pad_before, pad_after, groups)`` as arguments (as ``tests/kernels.py`` states them),
+written the direct way: pad the input
 with zeros, then for every kernel tap take the strided window of the padded input that the tap
 sees and contract it with that tap's weights.  Computed in float64, returned in the input dtype.
 Used by the tests as the oracle for the Cython kernels (and itself checked against PyTorch).

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _dtypes, _versions
+from . import _dtypes, _versions, runtime
 from ._device import cpu_device
-from ._dtypes import float32, int64
+from ._dtypes import float32, float64, int64
+from ._ext import elementwise as _elementwise
 from ._grad_mode import (  # noqa: F401  (re-exported)
     enable_grad,
     inference_mode,
@@ -590,8 +591,18 @@ class Tensor(TensorOps, InplaceOps):
         return _result(out, (self,), lambda g: (g * out * (1 - out),))
 
     def relu(self) -> Tensor:
-        out = np.maximum(self._data, 0)
-        return _result(out, (self,), lambda g: (g * (out > 0),))
+        a = self._data
+        if a.dtype != float32 and a.dtype != float64:
+            out = np.maximum(a, 0)
+            return _result(out, (self,), lambda g: (g * (out > 0),))
+        nt = runtime.get_num_threads()
+        out = _elementwise.relu_forward(np.ascontiguousarray(a).reshape(-1), nt).reshape(a.shape)
+
+        def backward(g: np.ndarray) -> tuple[np.ndarray]:
+            g = np.ascontiguousarray(g, dtype=out.dtype).reshape(-1)
+            return (_elementwise.relu_backward(g, out.reshape(-1), nt).reshape(out.shape),)
+
+        return _result(out, (self,), backward)
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
         a = self._data

@@ -206,3 +206,28 @@ def test_batchnorm_eval_without_running_stats_uses_batch(torch):
     ours = nn.BatchNorm1d(3, track_running_stats=False).eval()
     theirs = torch.nn.BatchNorm1d(3, track_running_stats=False).eval()
     _close(ours(minidl.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), np.float32)
+
+
+def test_training_batch_norm_does_not_depend_on_the_thread_count():
+    """The training kernel (minidl/_ext/norm.pyx) computes each channel as one work item."""
+    from minidl import runtime
+
+    g = np.random.default_rng(9)
+    x = minidl.tensor(g.standard_normal((16, 12, 5, 5)).astype(np.float32), requires_grad=True)
+    w = minidl.tensor(g.uniform(0.5, 2, 12).astype(np.float32), requires_grad=True)
+    b = minidl.tensor(g.standard_normal(12).astype(np.float32), requires_grad=True)
+    dy = g.standard_normal(x.shape).astype(np.float32)
+    before = runtime.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            runtime.set_num_threads(n)
+            x.grad = w.grad = b.grad = None
+            y = F.batch_norm(x, None, None, w, b, training=True)
+            y.backward(dy)
+            results.append([y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()])
+    finally:
+        runtime.set_num_threads(before)
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            np.testing.assert_array_equal(a, c)

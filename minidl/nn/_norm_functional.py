@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import runtime
+from .._ext import norm as _kernels
 from ..tensor import Tensor, _result
 
 
@@ -77,12 +79,11 @@ def batch_norm(
                 f"batch_norm: expected more than 1 value per channel when training, got input "
                 f"of shape {x.shape}"
             )
-        mean = _channel_sum(x) / count
-        centered = x - mean.astype(x.dtype).reshape(bshape)
-        var = _channel_sum(np.square(centered)) / count  # biased
-        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        xhat = centered
-        xhat *= invstd.reshape(bshape)
+        x3 = np.ascontiguousarray(x).reshape(x.shape[0], channels, -1)
+        y3, xhat3, mean, var, invstd = _kernels.batch_norm_train_forward(
+            x3, w, b, float(eps), runtime.get_num_threads()
+        )
+        xhat = xhat3.reshape(x.shape)
         if rm is not None or rv is not None:
             if momentum is None or isinstance(momentum, bool):
                 raise TypeError(f"batch_norm: momentum must be a float, got {momentum!r}")
@@ -100,23 +101,28 @@ def batch_norm(
         invstd = (1.0 / np.sqrt(rv.astype(x.dtype) + dtype(eps))).astype(x.dtype)
         xhat = (x - rm.astype(x.dtype).reshape(bshape)) * invstd.reshape(bshape)
 
-    y = xhat if w is None else xhat * w.reshape(bshape)
-    if b is not None:
-        y = y + b.reshape(bshape)
+    if training:
+        y = y3.reshape(x.shape)
+    else:
+        y = xhat if w is None else xhat * w.reshape(bshape)
+        if b is not None:
+            y = y + b.reshape(bshape)
     scale = invstd if w is None else invstd * w
 
     def backward(g):
         need_gb = bias is not None and bias.requires_grad
         need_gw = weight is not None and weight.requires_grad
-        gb = _channel_sum(g).astype(dtype) if need_gb or training else None
-        gw = _channel_sum(g * xhat).astype(dtype) if need_gw or training else None
         gx = None
-        if input.requires_grad:
-            if training:
-                gx = g - (gb / count).reshape(bshape)
-                gx -= xhat * (gw / count).reshape(bshape)
-                gx *= scale.reshape(bshape)
-            else:
+        if training:
+            g3 = np.ascontiguousarray(g, dtype=x.dtype).reshape(xhat3.shape)
+            gx, gb, gw = _kernels.batch_norm_train_backward(
+                g3, xhat3, scale, input.requires_grad, runtime.get_num_threads()
+            )
+            gx = None if gx is None else gx.reshape(x.shape)
+        else:
+            gb = _channel_sum(g).astype(dtype) if need_gb else None
+            gw = _channel_sum(g * xhat).astype(dtype) if need_gw else None
+            if input.requires_grad:
                 gx = g * scale.reshape(bshape)
         grads = [gx]
         if weight is not None:

@@ -191,6 +191,12 @@ def retaining_freed_memory() -> bool:
     return _retaining
 
 
+# Load both BLAS libraries minidl calls (numpy's, and scipy's that the GEMM kernel uses) before
+# limiting them: a library loaded after the limit keeps its own thread count, and its spinning
+# threads then compete with the OpenMP kernels for the cores.
+import numpy  # noqa: E402, F401
+import scipy.linalg.cython_blas  # noqa: E402, F401
+
 set_num_threads(default_num_threads())
 if os.environ.get("MINIDL_RETAIN_MEMORY", "1") != "0":
     retain_freed_memory()

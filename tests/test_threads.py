@@ -29,6 +29,19 @@ def test_round_trip(n: int) -> None:
     assert minidl.get_num_threads() == n
 
 
+def test_importing_minidl_leaves_every_blas_on_one_thread() -> None:
+    """Both BLAS libraries (numpy's and scipy's, which the GEMM kernel calls) are loaded before
+    the limit is applied, so neither keeps threads that would spin beside the kernels."""
+    import subprocess
+    import sys
+
+    code = ("import minidl; from threadpoolctl import threadpool_info; "
+            "print(sorted({i['num_threads'] for i in threadpool_info() "
+            "if i['user_api'] == 'blas'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[1]"
+
+
 def test_blas_stays_single_threaded() -> None:
     """OpenMP does the parallel work; a second (BLAS) pool would oversubscribe the cores."""
     threads.set_num_threads(2)

@@ -9,6 +9,7 @@ export turns into a subclass of nn.Conv2d padding explicitly), and is pickled to
 from __future__ import annotations
 
 import copy
+import os
 import socket
 from datetime import timedelta
 
@@ -49,8 +50,13 @@ def worker(rank: int, port: int, module, x: np.ndarray, y: np.ndarray, out: str)
         if rank == 0:
             state = {k: v.detach().numpy() for k, v in model.module.state_dict().items()}
             np.savez(out, **state)
+        dist.barrier()  # both ranks reach the teardown together
     finally:
         dist.destroy_process_group()
+    # Done and saved: leave without the interpreter's teardown, where a C++ thread still
+    # joinable at exit (torch's and OpenMP's thread pools in one process) now and then made
+    # the worker abort ("terminate called without an active exception") after its work.
+    os._exit(0)
 
 
 def build() -> nn.Sequential:

@@ -295,6 +295,7 @@ def test_conv_transpose_takes_the_shared_dispatch_and_matches_torch(forced, torc
     """A 3x3 stride-1 transposed conv with many channels takes the conv's dispatch: its
     forward, dx and dw run on a conv's backward-data, forward and backward-weight (Winograd,
     or an AVX-512 build's direct kernels, unless forced), and equal PyTorch."""
+    from minidl import runtime
     from minidl._ext import dispatch
 
     rng = np.random.default_rng(7)
@@ -304,7 +305,7 @@ def test_conv_transpose_takes_the_shared_dispatch_and_matches_torch(forced, torc
     mx, mw = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
     with dispatch.force(forced), dispatch.record() as log:
         (F.conv_transpose2d(mx, mw, padding=1) * minidl.tensor(r)).sum().backward()
-    beaten = dispatch.isa() in dispatch.DIRECT_BEATS_WINOGRAD
+    beaten = runtime.isa() in dispatch.DIRECT_BEATS_WINOGRAD
     expected = forced or ("direct" if beaten else "winograd")
     assert log == [("data", expected), ("forward", expected), ("weight", expected)]
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)

@@ -119,16 +119,16 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     zero = (0, 0, 0)
     geo = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), ONE, ONE, zero, zero, 1)
     expected = {"avx512": ["direct", "direct", "direct"], "avx2": ["direct", "gemm", "direct"],
-                "baseline": ["gemm", "gemm", "gemm"]}[dispatch.isa()]
+                "baseline": ["gemm", "gemm", "gemm"]}[runtime.isa()]
     assert [dispatch.choose(p, geo, np.float32) for p in dispatch.PASSES] == expected
     assert [dispatch.choose(p, geo, np.float64) for p in dispatch.PASSES] == ["gemm"] * 3
     assert dispatch.applicable("direct", "forward", geo, np.float32)
     assert not dispatch.applicable("direct", "forward", geo, np.float64)
     strided = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), (1, 2, 2), ONE, zero, zero, 1)
-    if dispatch.isa() == "avx2":  # the strided forward stays on the GEMM (ResNet stem case)
+    if runtime.isa() == "avx2":  # the strided forward stays on the GEMM (ResNet stem case)
         assert dispatch.choose("forward", strided, np.float32) == "gemm"
     wide = conv.geometry((2, 64, 1, 14, 14), (64, 64, 1, 5, 5), ONE, ONE, zero, zero, 1)
-    if dispatch.isa() == "avx2":  # 1600 taps: the GEMM's weight gradient; 64 channels: data
+    if runtime.isa() == "avx2":  # 1600 taps: the GEMM's weight gradient; 64 channels: data
         assert dispatch.choose("weight", wide, np.float32) == "gemm"
         assert dispatch.choose("data", wide, np.float32) == "direct"
 

@@ -13,6 +13,7 @@ import pytest
 
 import minidl
 import minidl.nn.functional as F
+from minidl import runtime
 from minidl._ext import dispatch, winograd
 from minidl._ext import reference as ref
 
@@ -227,7 +228,7 @@ def test_batch_zero():
 # ---- dispatch in minidl.nn.functional.conv2d ------------------------------------------------
 def _expected(dtype):
     """An AVX-512 build runs float32 convs on the faster direct kernels instead."""
-    beaten = dispatch.isa() in dispatch.DIRECT_BEATS_WINOGRAD
+    beaten = runtime.isa() in dispatch.DIRECT_BEATS_WINOGRAD
     return "direct" if dtype == np.float32 and beaten else "winograd"
 
 

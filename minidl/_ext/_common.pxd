@@ -3,6 +3,8 @@
 a C struct, ceiling division, a tap's range of output positions, copying a plane into a
 zero-padded one.  All inline and nogil."""
 
+import numpy as np
+
 from cython cimport floating
 from libc.string cimport memcpy
 
@@ -70,3 +72,10 @@ cdef inline void pad_plane(const floating* src, floating* dst, Py_ssize_t D, Py_
         for r in range(H):
             memcpy(dst + ((z + pd) * Hp + r + ph) * Wp + pw, src + (z * H + r) * W,
                    W * sizeof(floating))
+
+
+cdef inline object per_thread(int nt, Py_ssize_t n, object dtype, bint zero=False):
+    """(nt, n + gap) buffer, one row per thread: the gap keeps threads off each other's cache
+    lines (false sharing slowed the small depthwise accumulators down)."""
+    shape = (nt, n + 64)
+    return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)

@@ -18,7 +18,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 
-from minidl._ext._common cimport Geom, geom_of, pad_plane, tap_range
+from minidl._ext._common cimport Geom, geom_of, pad_plane, per_thread, tap_range
 
 
 cdef class _Plan:
@@ -29,18 +29,11 @@ cdef class _Plan:
         self.g = geom_of(geo)
 
 
-def _per_thread(nt, n, dtype, zero=False):
-    """(nt, n + gap) buffer, one row per thread: the gap keeps threads off each other's cache
-    lines (false sharing made the small depthwise accumulators 2x slower)."""
-    shape = (nt, n + 64)
-    return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
-
-
 def _plane_buffers(nt, size, before, after, dtype):
     """Per thread, room for a plane of `size` padded by before/after and its output grid
     (never longer than the padded plane): the stride-1 kernels' scratch."""
     padded = [n + b + a for n, b, a in zip(size, before, after)]
-    return _per_thread(nt, 2 * padded[0] * padded[1] * padded[2], dtype)
+    return per_thread(nt, 2 * padded[0] * padded[1] * padded[2], dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,11 +358,11 @@ def backward_data(dy, w, geo, int nt):
 def backward_weight(x, dy, geo, int nt):
     """dw (O, 1, *kernel) of a depthwise conv from x and dy."""
     cdef _Plan plan = _Plan(geo)
-    acc = _per_thread(nt, plan.g.O * plan.g.K, x.dtype, zero=True)  # one dw accumulator per thread
+    acc = per_thread(nt, plan.g.O * plan.g.K, x.dtype, zero=True)  # one dw accumulator per thread
     stride_one = geo.stride == (1, 1, 1)
     if stride_one:
         bufs = _plane_buffers(nt, geo.in_size, geo.pad_before, geo.pad_after, x.dtype)
     else:
-        bufs = _per_thread(nt, plan.g.out[2], x.dtype)
+        bufs = per_thread(nt, plan.g.out[2], x.dtype)
     _run_weight(plan, x.reshape(-1), dy.reshape(-1), acc, bufs, stride_one, nt)
     return acc[:, : plan.g.O * plan.g.K].sum(axis=0).reshape(geo.w_shape)

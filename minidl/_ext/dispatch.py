@@ -20,10 +20,10 @@ Each primitive asks :func:`choose` which algorithm computes it:
   every instruction set; the default where they win (``_direct_wins``).
 - ``winograd``: F(2x2, 3x3) for 2-D 3x3 stride-1 convs (``winograd.pyx``).
 
-The choice is a function of the pass, the geometry, the dtype and the instruction set the
-kernels were built for (:func:`isa`); its thresholds are the named constants below, each with
-the bench case (``python -m minidl.bench``) that set it. The direct and depthwise kernels come
-from the modules compiled for :func:`isa`. To force an algorithm, pass
+The choice is a function of the pass, the geometry, the dtype and the instruction set in use
+(``minidl.runtime.isa()``); its thresholds are the named constants below, each with the bench
+case (``python -m minidl.bench``) that set it. The direct and depthwise kernels come from the
+modules compiled for that instruction set. To force an algorithm, pass
 ``algorithm=`` to a primitive, or wrap any code in ``with force("gemm"):``; to see the
 choices, ``with record() as log:`` collects ``(pass, algorithm)`` pairs.
 """
@@ -78,11 +78,6 @@ DIRECT_BEATS_WINOGRAD = ("avx512",)
 
 
 _local = threading.local()  # forced algorithm and record log: per thread, like grad mode
-
-
-def isa() -> str:
-    """The instruction set of the kernels in use ('baseline', 'avx2' or 'avx512')."""
-    return runtime.isa()
 
 
 # ---- what each algorithm can compute -------------------------------------------------------
@@ -212,7 +207,7 @@ def _pick(pass_: str, geo: ConvGeometry, dtype: np.dtype, algorithm: str | None)
         raise ValueError(
             f"conv algorithm {algorithm!r} cannot compute the {pass_} pass of input "
             f"{geo.x_shape}, weight {geo.w_shape} (stride {geo.stride}, dilation "
-            f"{geo.dilation}, groups {geo.groups}, {np.dtype(dtype).name}, isa {isa()})"
+            f"{geo.dilation}, groups {geo.groups}, {np.dtype(dtype).name}, isa {runtime.isa()})"
         )
     log = getattr(_local, "log", None)
     if log is not None:

@@ -36,7 +36,7 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-from minidl._ext._common cimport Geom, ceil_div, geom_of, tap_range
+from minidl._ext._common cimport Geom, ceil_div, geom_of, per_thread, tap_range
 
 # Bytes of column buffer per work item.  Forward / backward-weight unfold a tile that stays in
 # L2 with BLAS at its single-thread peak; backward-data wants wider GEMMs (n = channels * kvol)
@@ -71,13 +71,6 @@ def _single_threaded_blas():
     if all(lib.num_threads == 1 for lib in _blas_libraries.lib_controllers):
         return nullcontext()
     return _blas_libraries.limit(limits=1)
-
-
-def _per_thread(nt, n, dtype, zero=False):
-    """(nt, n + gap) buffer, one row per thread: the gap keeps threads off each other's cache
-    lines."""
-    shape = (nt, n + 64)
-    return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
 
 
 def _tile(total, unit_bytes, units, nt, target):
@@ -284,7 +277,7 @@ def forward(x, w, geo, int nt):
     cdef const Geom* g = &plan.g
     y = np.empty(geo.y_shape, dtype=x.dtype)
     rows = _tile(g.R, g.K * g.out[2] * x.itemsize, g.N * g.G, nt, _TILE_BYTES)
-    cols = _per_thread(nt, 0 if g.pointwise else g.K * rows * g.out[2], x.dtype)
+    cols = per_thread(nt, 0 if g.pointwise else g.K * rows * g.out[2], x.dtype)
     with _single_threaded_blas():
         _run_forward(plan, x.reshape(-1), w.reshape(-1), y.reshape(-1), cols, rows, nt)
     return y
@@ -299,7 +292,7 @@ def backward_data(dy, w, geo, int nt):
     cdef const Geom* g = &plan.g
     dx = np.empty(geo.x_shape, dtype=dy.dtype)
     chans = _tile(g.Cg, g.kvol * g.P * dy.itemsize, g.N * g.G, nt, _BLOCK_BYTES)
-    cols = _per_thread(nt, 0 if g.pointwise else chans * g.kvol * g.P, dy.dtype)
+    cols = per_thread(nt, 0 if g.pointwise else chans * g.kvol * g.P, dy.dtype)
     with _single_threaded_blas():
         _run_data(plan, dy.reshape(-1), w.reshape(-1), dx.reshape(-1), cols, chans, nt)
     return dx
@@ -309,9 +302,9 @@ def backward_weight(x, dy, geo, int nt):
     """dw (O, C/groups, *k): the gradient of forward w.r.t. w."""
     cdef _Plan plan = _Plan(geo)
     cdef const Geom* g = &plan.g
-    acc = _per_thread(nt, g.O * g.K, x.dtype, zero=True)  # one dw^T accumulator per thread
+    acc = per_thread(nt, g.O * g.K, x.dtype, zero=True)  # one dw^T accumulator per thread
     rows = _tile(g.R, g.K * g.out[2] * x.itemsize, g.N * g.G, nt, _TILE_BYTES)
-    cols = _per_thread(nt, 0 if g.pointwise else g.K * rows * g.out[2], x.dtype)
+    cols = per_thread(nt, 0 if g.pointwise else g.K * rows * g.out[2], x.dtype)
     with _single_threaded_blas():
         _run_weight(plan, x.reshape(-1), dy.reshape(-1), acc, cols, rows, nt)
     dw_t = acc[:, : g.O * g.K].sum(axis=0).reshape(g.G, g.K, g.Og)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._ext import dispatch
-from .._geometry import conv_geometry, conv_transpose_geometry, lift, transpose_output_size
+from .._geometry import conv_geometry, conv_transpose_geometry, lift
 from ..tensor import Tensor, _result
 
 IntOrTuple = int | Sequence[int]
@@ -121,9 +121,6 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     """3-D convolution, as ``torch.nn.functional.conv3d``."""
     return _convnd(3, input, weight, bias, stride, padding, dilation, groups)
-
-
-conv_transpose_output_size = transpose_output_size  # PyTorch's rule, for the layers
 
 
 def _conv_transposend(

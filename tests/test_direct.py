@@ -24,13 +24,20 @@ ISAS = [name for name in cpu.supported() if runtime._built(name)]
 def direct(request):
     return importlib.import_module(f"minidl._ext.direct_{request.param}")
 
+
+@pytest.fixture(params=["grid", "compact"])
+def compact(request):
+    """The two layouts: the padded grid and the real output positions only."""
+    return request.param == "compact"
+
 ONE = (1, 1, 1)
 
 
 def random_config(seed, strided):
     """A random conv the direct kernels take, in 3-D form: 1-3 spatial dims, stride 1 with
     dilation or (strided) stride 1-3 without, asymmetric padding (some beyond the kernel),
-    groups, and channel counts that are not multiples of the kernels' channel blocks."""
+    groups, and channel counts that are not multiples of the kernels' channel blocks (one seed
+    in four has 11-80 output channels per group: several vectors and channel blocks)."""
     rng = np.random.default_rng(seed)
     nd = int(rng.integers(1, 4))
 
@@ -49,6 +56,8 @@ def random_config(seed, strided):
     )
     groups = int(rng.choice([1, 1, 2, 3]))
     cg, og = int(rng.integers(1, 6)), int(rng.integers(1, 11))
+    if seed % 4 == 2:
+        og = int(rng.integers(11, 81))
     N = int(rng.integers(1, 4))
     params = (stride, dilation, before, after, groups)
     return (N, cg * groups) + size, (og * groups, cg) + kernel, params
@@ -64,17 +73,17 @@ def _arrays(seed, x_shape, w_shape, params):
 
 
 @pytest.mark.parametrize("seed", range(80))
-def test_forward_matches_reference(seed, direct):
+def test_forward_matches_reference(seed, direct, compact):
     x_shape, w_shape, params = random_config(seed, strided=seed % 2 == 1)
     x, w, _ = _arrays(seed, x_shape, w_shape, params)
-    y = direct.forward(x, w, conv.geometry(x_shape, w_shape, *params), 2)
+    y = direct.forward(x, w, conv.geometry(x_shape, w_shape, *params), 2, compact)
     expected = ref.conv_forward(x, w, *params)
     assert y.shape == expected.shape and y.dtype == np.float32
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_backward_data_matches_reference(seed, direct):
+def test_backward_data_matches_reference(seed, direct, compact):
     """The forward kernel on dy where the padding fits inside the kernel extent; beyond it
     conv_backward_data takes im2col + GEMM (both equal the reference)."""
     x_shape, w_shape, params = random_config(seed, strided=False)
@@ -82,7 +91,7 @@ def test_backward_data_matches_reference(seed, direct):
     geo = conv.geometry(x_shape, w_shape, *params)
     expected = ref.conv_backward_data(dy, w, x_shape[2:], *params)
     if direct.data_padding_fits(geo):
-        dx = direct.backward_data(dy, w, geo, 2)
+        dx = direct.backward_data(dy, w, geo, 2, compact)
     else:
         assert max(geo.pad_before) > 0
         dx = conv.conv_backward_data(dy, w, x_shape[2:], *params, algorithm="gemm")
@@ -91,10 +100,10 @@ def test_backward_data_matches_reference(seed, direct):
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_weight_matches_reference(seed, direct):
+def test_weight_matches_reference(seed, direct, compact):
     x_shape, w_shape, params = random_config(seed, strided=False)
     x, _, dy = _arrays(seed, x_shape, w_shape, params)
-    dw = direct.backward_weight(x, dy, conv.geometry(x_shape, w_shape, *params), 2)
+    dw = direct.backward_weight(x, dy, conv.geometry(x_shape, w_shape, *params), 2, compact)
     expected = ref.conv_backward_weight(x, dy, w_shape[2:], *params)
     assert dw.shape == expected.shape and dw.dtype == np.float32
     np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)
@@ -112,13 +121,15 @@ def test_block_reading_past_the_last_plane(direct):
 
 
 def test_dispatcher_chooses_direct_where_the_build_has_it():
-    """A float32 stride-1 5x5 conv (LeNet's second): the direct kernels for all three passes
-    with AVX-512, for the forward and the (150-tap) weight gradient with AVX2 (its 6 input
-    channels leave the backward-data on the GEMM), never with the baseline's 4-float vectors;
-    float64 always on the GEMM (the direct kernels are float32)."""
+    """A float32 stride-1 5x5 conv (LeNet's second, 16 output channels): with AVX-512 the grid
+    for the forward (16 channels fill one vector) and the backward-data, the compact weight
+    gradient; with AVX2 the forward in the compact layout (two vectors, 100 of 196 plane
+    positions are outputs), its 6 input channels leave the backward-data on the GEMM; never
+    with the baseline's 4-float vectors; float64 always on the GEMM."""
     zero = (0, 0, 0)
     geo = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), ONE, ONE, zero, zero, 1)
-    expected = {"avx512": ["direct", "direct", "direct"], "avx2": ["direct", "gemm", "direct"],
+    expected = {"avx512": ["direct", "direct", "compact"],
+                "avx2": ["compact", "gemm", "compact"],
                 "baseline": ["gemm", "gemm", "gemm"]}[runtime.isa()]
     assert [dispatch.choose(p, geo, np.float32) for p in dispatch.PASSES] == expected
     assert [dispatch.choose(p, geo, np.float64) for p in dispatch.PASSES] == ["gemm"] * 3
@@ -127,10 +138,19 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     strided = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), (1, 2, 2), ONE, zero, zero, 1)
     if runtime.isa() == "avx2":  # the strided forward stays on the GEMM (ResNet stem case)
         assert dispatch.choose("forward", strided, np.float32) == "gemm"
-    wide = conv.geometry((2, 64, 1, 14, 14), (64, 64, 1, 5, 5), ONE, ONE, zero, zero, 1)
-    if runtime.isa() == "avx2":  # 1600 taps: the GEMM's weight gradient; 64 channels: data
-        assert dispatch.choose("weight", wide, np.float32) == "gemm"
-        assert dispatch.choose("data", wide, np.float32) == "direct"
+    if runtime.isa() == "baseline":
+        return
+    # the main job's second conv: 36 outputs on a 6x6 plane per image, 16 of 36 in the forward
+    small = conv.geometry((32, 32, 1, 6, 6), (64, 32, 1, 3, 3), ONE, ONE, zero, zero, 1)
+    assert [dispatch.choose(p, small, np.float32) for p in dispatch.PASSES] == ["compact"] * 3
+    # ResNet 64@56: 93% of the padded plane are outputs, the grid; 3 input channels x 3x3 (27
+    # taps): the GEMM forward
+    pad = (0, 1, 1)
+    large = conv.geometry((2, 64, 1, 56, 56), (64, 64, 1, 3, 3), ONE, ONE, pad, pad, 1)
+    if runtime.isa() == "avx512":
+        assert dispatch.choose("forward", large, np.float32) == "direct"
+    few_taps = conv.geometry((2, 3, 1, 32, 32), (32, 3, 1, 3, 3), ONE, ONE, pad, pad, 1)
+    assert dispatch.choose("forward", few_taps, np.float32) == "gemm"
 
 
 def test_modules_are_compiled_for_their_instruction_set():
@@ -141,11 +161,11 @@ def test_modules_are_compiled_for_their_instruction_set():
         assert module.isa() == name
 
 
-def test_weight_is_deterministic(direct):
+def test_weight_is_deterministic(direct, compact):
     """Static scheduling: the same thread sums the same chunks every run."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 8, 1, 20, 20)).astype(np.float32)
     dy = rng.standard_normal((4, 16, 1, 18, 18)).astype(np.float32)
     geo = conv.geometry(x.shape, (16, 8, 1, 3, 3), ONE, ONE, (0, 0, 0), (0, 0, 0), 1)
-    runs = [direct.backward_weight(x, dy, geo, 2) for _ in range(5)]
+    runs = [direct.backward_weight(x, dy, geo, 2, compact) for _ in range(5)]
     assert all(np.array_equal(runs[0], r) for r in runs[1:])

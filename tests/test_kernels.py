@@ -116,8 +116,9 @@ WINOGRAD_PARAMS = ((1, 1, 1), (1, 1, 1), (0, 1, 0), (0, 2, 1), 1)  # 2-D 3x3, pa
 
 
 def test_every_algorithm_of_this_machine_is_checked():
-    """The random configurations above reach every algorithm for each pass (direct, float32
-    only, in the module of the instruction set in use), so none of them goes untested."""
+    """The random configurations above reach every algorithm for each pass (direct and
+    compact: float32 only, in the module of the instruction set in use), so none of them goes
+    untested."""
     ran = set()
     for seed in range(60):
         for dtype in (np.float32, np.float64):
@@ -129,7 +130,7 @@ def test_every_algorithm_of_this_machine_is_checked():
     pointwise = ((1, 1, 1), (1, 1, 1), (0, 0, 0), (0, 0, 0), 1)
     x, w, dy = arrays(0, (2, 4, 1, 6, 6), (4, 4, 1, 1, 1), pointwise, np.float32)
     ran.update(check_all_three(x, w, dy, pointwise, np.float32))
-    expected = {"gemm", "pointwise", "depthwise", "winograd", "direct"}
+    expected = {"gemm", "pointwise", "depthwise", "winograd", "direct", "compact"}
     for pass_ in dispatch.PASSES:
         assert {a for p, a in ran if p == pass_} == expected, pass_
 

@@ -123,6 +123,78 @@ cdef extern from *:
         if (nv == 2) minidl_weight_kernel(x, off, dyt, ldd, n, dw, ldw, 2);
         else minidl_weight_kernel(x, off, dyt, ldd, n, dw, ldw, 1);
     }
+
+    /* The compact layout: only real output positions, SIMD over output channels.
+       MINIDL_ACC accumulator vectors: NP = ACC / CV positions x CV channel vectors. */
+    #if defined(__AVX512F__)
+    #define MINIDL_ACC 24
+    #else
+    #define MINIDL_ACC 12
+    #endif
+    #define MINIDL_MAX_CV 4
+
+    /* forward: out[(i * cv + v) * VW + lane] = sum over taps t of
+           x[pos[i] + off[t]] * w[(t * cv + v) * VW + lane]
+       for i < np positions and v < cv vectors of output channels. */
+    static inline __attribute__((always_inline)) void
+    minidl_compact_kernel(const float* x, const Py_ssize_t* pos, const Py_ssize_t* off,
+                          const float* w, Py_ssize_t taps, float* out, const int cv,
+                          const int np)
+    {
+        minidl_vf acc[MINIDL_ACC] = {{0}};
+        const float* xs[MINIDL_ACC];
+        for (int i = 0; i < np; i++) xs[i] = x + pos[i];
+        for (Py_ssize_t t = 0; t < taps; t++) {
+            const Py_ssize_t o = off[t];
+            minidl_vf wv[MINIDL_MAX_CV];
+            for (int v = 0; v < cv; v++) wv[v] = *(const minidl_vf*)(w + (t * cv + v) * MINIDL_VW);
+            for (int i = 0; i < np; i++) {
+                float s = xs[i][o];
+                for (int v = 0; v < cv; v++) acc[i * cv + v] += s * wv[v];
+            }
+        }
+        for (int i = 0; i < np * cv; i++) *(minidl_vf*)(out + i * MINIDL_VW) = acc[i];
+    }
+    static void minidl_compact_block(const float* x, const Py_ssize_t* pos,
+                                     const Py_ssize_t* off, const float* w, Py_ssize_t taps,
+                                     float* out, int cv)
+    {
+        switch (cv) {
+        case 1: minidl_compact_kernel(x, pos, off, w, taps, out, 1, MINIDL_ACC / 1); break;
+        case 2: minidl_compact_kernel(x, pos, off, w, taps, out, 2, MINIDL_ACC / 2); break;
+        case 3: minidl_compact_kernel(x, pos, off, w, taps, out, 3, MINIDL_ACC / 3); break;
+        default: minidl_compact_kernel(x, pos, off, w, taps, out, 4, MINIDL_ACC / 4); break;
+        }
+    }
+
+    /* backward-weight on a list of positions: as minidl_weight_kernel with x read at
+       pos[q] + off[u] and dyt holding only those positions' rows. */
+    static inline __attribute__((always_inline)) void
+    minidl_weight_list_kernel(const float* x, const Py_ssize_t* pos, const Py_ssize_t* off,
+                              const float* dyt, Py_ssize_t ldd, Py_ssize_t n, float* dw,
+                              Py_ssize_t ldw, const int nv)
+    {
+        minidl_vf a[MINIDL_WT][2] = {{{0}}};
+        for (Py_ssize_t q = 0; q < n; q++) {
+            const float* xq = x + pos[q];
+            minidl_vf d[2];
+            for (int v = 0; v < nv; v++) d[v] = *(const minidl_vf*)(dyt + q * ldd + MINIDL_VW * v);
+            for (int u = 0; u < MINIDL_WT; u++) {
+                float s = xq[off[u]];
+                for (int v = 0; v < nv; v++) a[u][v] += s * d[v];
+            }
+        }
+        for (int u = 0; u < MINIDL_WT; u++)
+            for (int v = 0; v < nv; v++) *(minidl_vf*)(dw + u * ldw + MINIDL_VW * v) += a[u][v];
+    }
+    static void minidl_weight_list_block(const float* x, const Py_ssize_t* pos,
+                                         const Py_ssize_t* off, const float* dyt,
+                                         Py_ssize_t ldd, Py_ssize_t n, float* dw,
+                                         Py_ssize_t ldw, int nv)
+    {
+        if (nv == 2) minidl_weight_list_kernel(x, pos, off, dyt, ldd, n, dw, ldw, 2);
+        else minidl_weight_list_kernel(x, pos, off, dyt, ldd, n, dw, ldw, 1);
+    }
     """
     enum: MINIDL_VW
     enum: MINIDL_NV
@@ -134,6 +206,13 @@ cdef extern from *:
     void minidl_weight_block(const float* x, const Py_ssize_t* off, const float* dyt,
                              Py_ssize_t ldd, Py_ssize_t n, float* dw, Py_ssize_t ldw,
                              int nv) noexcept nogil
+    enum: MINIDL_ACC
+    enum: MINIDL_MAX_CV
+    void minidl_compact_block(const float* x, const Py_ssize_t* pos, const Py_ssize_t* off,
+                              const float* w, Py_ssize_t taps, float* out, int cv) noexcept nogil
+    void minidl_weight_list_block(const float* x, const Py_ssize_t* pos, const Py_ssize_t* off,
+                                  const float* dyt, Py_ssize_t ldd, Py_ssize_t n, float* dw,
+                                  Py_ssize_t ldw, int nv) noexcept nogil
 
 VECTOR_WIDTH = MINIDL_VW  # floats per SIMD vector in this build
 _BLOCK = MINIDL_BLOCK  # output positions per kernel call
@@ -145,25 +224,28 @@ def isa() -> str:
     return {16: "avx512", 8: "avx2"}.get(MINIDL_VW, "baseline")
 
 
-def forward(x: np.ndarray, w: np.ndarray, geo, nt: int) -> np.ndarray:
+def forward(x: np.ndarray, w: np.ndarray, geo, nt: int, compact: bool = False) -> np.ndarray:
     """y = conv(x, w) for float32 x (N, C, D, H, W) and w (O, C/groups, kD, kH, kW): any
-    stride with dilation 1, or stride 1 with any dilation."""
+    stride with dilation 1, or stride 1 with any dilation; on the grid or, with ``compact``,
+    on the real output positions."""
     stride, before, after = geo.stride, geo.pad_before, geo.pad_after
     if stride == (1, 1, 1):
-        return _forward1(x, w, geo.dilation, before, after, geo.groups, nt)
+        return _forward1(x, w, geo.dilation, before, after, geo.groups, nt, compact)
     out, sub = _strided_sizes(x.shape[2:], w.shape[2:], stride, before, after)
     size = [o + k - 1 for o, k in zip(out, sub)]
     xs = _split_phases(x, stride, w.shape[2:], before, size)
     return _forward1(xs, _split_weight(w, stride), (1, 1, 1), (0, 0, 0), (0, 0, 0), geo.groups,
-                     nt)
+                     nt, compact)
 
 
-def backward_data(dy: np.ndarray, w: np.ndarray, geo, nt: int) -> np.ndarray:
+def backward_data(dy: np.ndarray, w: np.ndarray, geo, nt: int,
+                  compact: bool = False) -> np.ndarray:
     """dx (N, C, *in) of a stride-1 y = conv(x, w): the forward of dy, zero-padded by the
     dilated kernel extent less the conv's padding, with the weight flipped and its channel
     roles swapped.  Needs pad_before <= the extent (data_padding_fits)."""
     before, after = _data_padding(geo)
-    return _forward1(dy, _flip_swap(w, geo.groups), geo.dilation, before, after, geo.groups, nt)
+    return _forward1(dy, _flip_swap(w, geo.groups), geo.dilation, before, after, geo.groups, nt,
+                     compact)
 
 
 def data_padding_fits(geo) -> bool:
@@ -373,8 +455,10 @@ cdef _run_forward(Grid g, const float[::1] xp, const Py_ssize_t[::1] off, const 
 
 
 def _forward1(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after, groups: int,
-              nt: int) -> np.ndarray:
+              nt: int, compact: bool) -> np.ndarray:
     """Stride-1 conv of float32 x (N, C, D, H, W) with w (O, C/groups, kD, kH, kW)."""
+    if compact:
+        return _forward_compact(x, w, dilation, pad_before, pad_after, groups, nt)
     N, O = x.shape[0], w.shape[0]
     padded, out = _sizes(x.shape, w.shape[2:], dilation, pad_before, pad_after)
     cdef Grid g = make_grid(x.shape, O, w.shape[2:], padded, out, groups)
@@ -386,14 +470,14 @@ def _forward1(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after, gro
     return y
 
 
-def _pack_weight(w, groups, Opad) -> np.ndarray:
-    """w (O, Cg, k...) as (groups, Opad / CB, taps, CB): the CB weights of a tap side by side,
-    output channels padded with zeros to a multiple of CB."""
+def _pack_weight(w, groups, Opad, width=_CB) -> np.ndarray:
+    """w (O, Cg, k...) as (groups, Opad / width, taps, width): the ``width`` weights of a tap
+    side by side, output channels padded with zeros to Opad, a multiple of width."""
     O = w.shape[0]
     taps = w[0].size
     wg = np.zeros((groups, Opad, taps), np.float32)
     wg[:, : O // groups] = w.reshape(groups, O // groups, taps)
-    packed = wg.reshape(groups, Opad // _CB, _CB, taps).transpose(0, 1, 3, 2)
+    packed = wg.reshape(groups, Opad // width, width, taps).transpose(0, 1, 3, 2)
     return np.ascontiguousarray(packed).reshape(-1)
 
 
@@ -404,12 +488,16 @@ def _pack_weight(w, groups, Opad) -> np.ndarray:
 _WEIGHT_CHUNK = 256
 
 
-def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int) -> np.ndarray:
+def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int,
+                    compact: bool = False) -> np.ndarray:
     """dw (O, C/groups, *kernel) of a stride-1 float32 conv, from x and dy (N, O, *out).
 
     dw[o, t] = sum over grid positions q of dy^T[q, o] * x_pad[q + off[t]], with dy laid on
-    the grid transposed, (position, channel), zeros at the positions that are not outputs.
+    the grid transposed, (position, channel), zeros at the positions that are not outputs
+    (``compact``: over the real output positions only, dy^T without the zero rows).
     Each thread accumulates its own dw^T; they are summed at the end."""
+    if compact:
+        return _weight_compact(x, dy, geo, nt)
     kernel, dilation, groups = geo.kernel, geo.dilation, geo.groups
     pad_before, pad_after = geo.pad_before, geo.pad_after
     N, O = dy.shape[:2]
@@ -450,8 +538,8 @@ def _transpose_dy(const float[::1] dy, float[::1] dyt, Grid g, Py_ssize_t Opad, 
         for grp in range(g.G):
             src = &dy[((n * g.G + grp) * g.Og * g.oD + od) * g.oH * g.oW + oh * g.oW]
             dst = &dyt[(grp * length + q0) * Opad]
-            for ow in range(g.oW):
-                for co in range(g.Og):
+            for co in range(g.Og):  # reads along dy's rows
+                for ow in range(g.oW):
                     dst[ow * Opad + co] = src[co * g.P + ow]
 
 
@@ -473,3 +561,167 @@ cdef _run_weight(const float[::1] xp, const Py_ssize_t[::1] off, const float[::1
                     min(chunk, g.length - q0),
                     &acc[threadid(), (grp * taps_pad + tb * MINIDL_WT) * Opad + ob * width],
                     Opad, nv)
+
+
+# ---- the compact layout: real output positions only, SIMD over output channels --------------
+# On small images most of the grid is padding (an 8x8 image with a 3x3 kernel: 36 outputs on
+# 64 grid positions).  The compact kernels visit only the real outputs: a block holds NP of
+# them (anywhere on the grid, each at its own position q) x CV vectors of output channels, and
+# a tap is CV weight-vector loads and NP input broadcasts.  They need enough output channels
+# per group to fill the vectors; dispatch chooses between the layouts.
+
+def _channel_blocks(Og: int) -> tuple:
+    """(vectors per block, blocks): Og channels in blocks of at most MINIDL_MAX_CV vectors,
+    as even as possible."""
+    vectors = ceil_div(Og, VECTOR_WIDTH)
+    blocks = ceil_div(vectors, MINIDL_MAX_CV)
+    return ceil_div(vectors, blocks), blocks
+
+
+def compact_lane_use(Og: int) -> float:
+    """The fraction of the compact kernels' vector lanes that hold real output channels."""
+    cv, blocks = _channel_blocks(Og)
+    return Og / (cv * blocks * VECTOR_WIDTH)
+
+
+@lru_cache(maxsize=64)
+def _positions(N, padded, out, multiple) -> np.ndarray:
+    """Grid positions q of the real outputs in output order (n, od, oh, ow), repeated at the
+    end to a multiple of ``multiple`` (those extra results are dropped).  Read-only."""
+    Dp, Hp, Wp = padded
+    n, od, oh, ow = np.meshgrid(np.arange(N), *(np.arange(o) for o in out), indexing="ij")
+    q = (((n * Dp + od) * Hp + oh) * Wp + ow).reshape(-1).astype(np.intp)
+    q = np.concatenate([q, np.full(_round_up(q.size, multiple) - q.size, q[q.size - 1], np.intp)])
+    q.flags.writeable = False
+    return q
+
+
+# Positions per work item of the compact forward (whole kernel blocks of NP): stored channel
+# by channel, a channel's outputs of an item are one run of about this many floats in y.
+_COMPACT_RUN = 48
+
+
+cdef struct Compact:
+    Py_ssize_t G, Og, P, total        # total = N * P real outputs per group
+    Py_ssize_t group_stride           # Cg * N * plane: one group's padded input
+    Py_ssize_t taps, cv, width, blocks, np
+    Py_ssize_t run, items             # positions per work item (a multiple of np), items per group
+
+
+cdef void compact_block(const Compact* c, const float* xp, const Py_ssize_t* pos,
+                        const Py_ssize_t* off, const float* wp, float* y, float* tile,
+                        Py_ssize_t* dst, Py_ssize_t item) noexcept nogil:
+    """Every output channel of one group at one run of real positions (blocks of NP)."""
+    cdef Py_ssize_t grp = item // c.items, p0 = item % c.items * c.run
+    cdef Py_ssize_t cb, b, i, co, n, width, real = min(c.run, c.total - p0)
+    cdef float* y_co
+    for i in range(real):  # where each position's channel 0 goes in y
+        n = (p0 + i) // c.P
+        dst[i] = (n * c.G + grp) * c.Og * c.P + p0 + i - n * c.P
+    for cb in range(c.blocks):
+        b = 0
+        while b < real:
+            minidl_compact_block(xp + grp * c.group_stride, pos + p0 + b, off,
+                                 wp + (grp * c.blocks + cb) * c.taps * c.width, c.taps,
+                                 tile + b * c.width, c.cv)
+            b += c.np
+        # channel by channel: a channel's positions are (mostly) consecutive in y, while
+        # position by position the stores would be a plane apart
+        width = max(0, min(c.width, c.Og - cb * c.width))
+        for co in range(width):
+            y_co = y + (cb * c.width + co) * c.P
+            for i in range(real):
+                y_co[dst[i]] = tile[i * c.width + co]
+
+
+cdef _run_compact(Compact c, const float[::1] xp, const Py_ssize_t[::1] pos,
+                  const Py_ssize_t[::1] off, const float[::1] wp, float[::1] y,
+                  float[:, ::1] tiles, Py_ssize_t[:, ::1] dst, int nt):
+    cdef Py_ssize_t item
+    for item in prange(c.G * c.items, nogil=True, num_threads=nt, schedule="dynamic"):
+        compact_block(&c, &xp[0], &pos[0], &off[0], &wp[0], &y[0], &tiles[threadid(), 0],
+                      &dst[threadid(), 0], item)
+
+
+def _forward_compact(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after,
+                     groups: int, nt: int) -> np.ndarray:
+    """_forward1 on the compact layout."""
+    N, C, O, kernel = x.shape[0], x.shape[1], w.shape[0], w.shape[2:]
+    padded, out = _sizes(x.shape, kernel, dilation, pad_before, pad_after)
+    cdef Compact c
+    c.G, c.Og, c.P = groups, O // groups, out[0] * out[1] * out[2]
+    c.total = N * c.P
+    c.group_stride = C // groups * N * padded[0] * padded[1] * padded[2]
+    c.taps = w[0].size
+    c.cv, c.blocks = _channel_blocks(c.Og)
+    c.width, c.np = c.cv * VECTOR_WIDTH, MINIDL_ACC // c.cv
+    c.run = _round_up(_COMPACT_RUN, c.np)
+    c.items = ceil_div(c.total, c.run)
+    y = np.empty((N, O) + out, np.float32)
+    xp = _padded_input(x, padded, pad_before, nt)
+    off = _tap_offsets(N, C // groups, kernel, dilation, padded)
+    pos = _positions(N, padded, out, c.np)
+    wp = _pack_weight(w, groups, c.blocks * c.width, c.width)
+    _run_compact(c, xp, pos, off, wp, y.reshape(-1), np.empty((nt, c.run * c.width), np.float32),
+                 np.empty((nt, c.run), np.intp), nt)
+    return y
+
+
+def _transpose_dy_compact(const float[::1] dy, float[::1] dyt, Py_ssize_t N, Py_ssize_t G,
+                          Py_ssize_t Og, Py_ssize_t P, Py_ssize_t Opad, int nt):
+    """dyt[group, n * P + p, co] = dy[n, group * Og + co, p]."""
+    cdef Py_ssize_t item, n, grp, p, co
+    cdef const float* src
+    cdef float* dst
+    for item in prange(N * G, nogil=True, num_threads=nt, schedule="static"):
+        n = item // G
+        grp = item % G
+        src = &dy[item * Og * P]
+        dst = &dyt[(grp * N + n) * P * Opad]
+        for co in range(Og):  # reads along dy's rows: a channel's plane is contiguous
+            for p in range(P):
+                dst[p * Opad + co] = src[co * P + p]
+
+
+cdef _run_weight_list(const float[::1] xp, const Py_ssize_t[::1] pos,
+                      const Py_ssize_t[::1] off, const float[::1] dyt, Py_ssize_t Opad,
+                      int nv, float[:, ::1] acc, Py_ssize_t G, Py_ssize_t group_stride,
+                      Py_ssize_t total, Py_ssize_t chunk, int nt):
+    cdef Py_ssize_t item, grp, p0, ob, tb, taps_pad = off.shape[0]
+    cdef Py_ssize_t chunks = (total + chunk - 1) // chunk, width = nv * MINIDL_VW
+    # static, as _run_weight: bit-identical from run to run with a given thread count
+    for item in prange(G * chunks, nogil=True, num_threads=nt, schedule="static"):
+        p0 = item % chunks * chunk
+        grp = item // chunks
+        for ob in range(Opad // width):
+            for tb in range(taps_pad // MINIDL_WT):
+                minidl_weight_list_block(
+                    &xp[grp * group_stride], &pos[p0], &off[tb * MINIDL_WT],
+                    &dyt[(grp * total + p0) * Opad + ob * width], Opad, min(chunk, total - p0),
+                    &acc[threadid(), (grp * taps_pad + tb * MINIDL_WT) * Opad + ob * width],
+                    Opad, nv)
+
+
+def _weight_compact(x: np.ndarray, dy: np.ndarray, geo, nt: int) -> np.ndarray:
+    """backward_weight over the real output positions."""
+    kernel, groups = geo.kernel, geo.groups
+    N, O = dy.shape[:2]
+    Cg, Og = x.shape[1] // groups, O // groups
+    padded, out = _sizes(x.shape, kernel, geo.dilation, geo.pad_before, geo.pad_after)
+    P = out[0] * out[1] * out[2]
+    xp = _padded_input(x, padded, geo.pad_before, nt)
+    nv = 1 if Og <= VECTOR_WIDTH else 2
+    Opad = _round_up(Og, nv * VECTOR_WIDTH)
+    dyt = np.zeros((groups, N * P, Opad), np.float32)
+    _transpose_dy_compact(dy.reshape(-1), dyt.reshape(-1), N, groups, Og, P, Opad, nt)
+    taps = Cg * kernel[0] * kernel[1] * kernel[2]
+    off = np.zeros(_round_up(taps, MINIDL_WT), np.intp)  # padding taps: rows that are dropped
+    off[:taps] = _tap_offsets(N, Cg, kernel, geo.dilation, padded)
+    # chunks in a multiple of the thread count: every thread gets the same share
+    chunks = _round_up(ceil_div(N * P, _WEIGHT_CHUNK), nt)
+    acc = np.zeros((nt, groups, off.shape[0], Opad), np.float32)  # dw^T per thread
+    _run_weight_list(xp, _positions(N, padded, out, 1), off, dyt.reshape(-1), Opad, nv,
+                     acc.reshape(nt, -1), groups, Cg * N * padded[0] * padded[1] * padded[2],
+                     N * P, ceil_div(N * P, chunks), nt)
+    dw_t = acc.sum(axis=0)[:, :taps, :Og]
+    return np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape((O, Cg) + tuple(kernel))

@@ -17,7 +17,9 @@ Each primitive asks :func:`choose` which algorithm computes it:
 - ``pointwise``: the same GEMM run on x itself (1x1 kernel, stride 1, no padding).
 - ``depthwise``: per-plane direct kernels (``_depthwise.pxi``) for one input channel per group.
 - ``direct``: SIMD register-blocked float32 kernels on a padded grid (``_direct.pxi``), for
-  every instruction set; the default where they win (``_direct_wins``).
+  every instruction set; the default where they win (``_direct_layout``).
+- ``compact``: the same kernels' compact layout, the real output positions only, SIMD over
+  output channels.
 - ``winograd``: F(2x2, 3x3) for 2-D 3x3 stride-1 convs (``winograd.pyx``).
 
 The choice is a function of the pass, the geometry, the dtype and the instruction set in use
@@ -46,7 +48,7 @@ direct = importlib.import_module(f"minidl._ext.direct_{runtime.isa()}")
 depthwise = importlib.import_module(f"minidl._ext.depthwise_{runtime.isa()}")
 
 PASSES = ("forward", "data", "weight")
-ALGORITHMS = ("gemm", "pointwise", "depthwise", "direct", "winograd")
+ALGORITHMS = ("gemm", "pointwise", "depthwise", "direct", "compact", "winograd")
 
 # Depthwise with a channel multiplier up to this uses the depthwise kernels; from a multiplier
 # of 4 on, (multiplier x kvol) @ (kvol x P) is wide enough for BLAS to win (bench case:
@@ -55,8 +57,9 @@ DEPTHWISE_MAX_MULTIPLIER = 2
 # Winograd pays off from these channel counts (min of in and out) on: below them the GEMM
 # kernel is as fast (bench cases: ResNet 3x3 64@56 and 256@14, VGG 3x3 128@28).
 WINOGRAD_MIN_CHANNELS = {"forward": 32, "data": 64, "weight": 64}
-# ... and with at least this many output rows and columns (a tile is 2x2).
-WINOGRAD_MIN_OUTPUT = 4
+# ... and with at least this many output rows and columns (a tile is 2x2; on the main job's
+# second conv, 4x4 outputs, the compact direct layout is faster with AVX2).
+WINOGRAD_MIN_OUTPUT = 8
 # F(2x2, 3x3): as precise as the GEMM in float32. F(4x4, 3x3) is faster but its float32 error
 # is ~20x the GEMM's, beyond the parity tolerances: opt-in only (winograd.conv3x3_* tile=4).
 WINOGRAD_TILE = 2
@@ -68,13 +71,23 @@ DIRECT_DATA_MIN_CHANNELS = 4
 # - avx512: every pass where they apply; they also beat Winograd (ResNet 3x3 cases).
 # - avx2: the forward of stride-1 convs (LeNet, digits, conv1d, conv3d; strided ones like the
 #   ResNet stem stay on the GEMM); the backward-data of convs with at least 16 input channels
-#   per group (digits, conv1d, conv3d; LeNet conv2's 6 stay on the GEMM); the weight gradient
-#   of convs whose per-group taps (in/groups * kernel volume) are few (LeNet, digits; the GEMM
-#   ties or wins on conv1d, conv3d, ResNet). Winograd goes first where it pays.
+#   per group (conv1d, conv3d; LeNet conv2's 6 stay on the GEMM). Winograd goes first where
+#   it pays.
 # - baseline (4-float vectors): never.
-AVX2_DIRECT_WEIGHT_MAX_TAPS = 256
 AVX2_DIRECT_DATA_MIN_CHANNELS = 16
 DIRECT_BEATS_WINOGRAD = ("avx512",)
+# Which of the two direct layouts (``_direct.pxi``): the padded grid computes every grid
+# position, the compact layout only the real outputs but needs output channels to fill its
+# vectors. The compact one serves a forward or backward-data pass whose output channels (per
+# group) fill this many vectors and whose outputs are less than COMPACT_MAX_GRID_USE of the
+# padded plane (digits 16->32 @8x8: 64%, main-job conv2 @6x6: 44%, ResNet 256@14: 77%; the grid
+# wins at ResNet 64@56: 93%, conv3d: 83%), with at least COMPACT_MIN_TAPS taps per output
+# (the digits' first conv, 9 taps, and CIFAR's, 27, spend their time storing outputs: the GEMM
+# is faster there). It serves every backward-weight (dy without the zero rows of the grid).
+COMPACT_MIN_VECTORS = 2
+COMPACT_MAX_GRID_USE = 0.8
+COMPACT_MIN_TAPS = 32
+VECTOR_WIDTH = {"avx512": 16, "avx2": 8, "baseline": 4}
 
 
 _local = threading.local()  # forced algorithm and record log: per thread, like grad mode
@@ -115,7 +128,7 @@ def applicable(algorithm: str, pass_: str, geo: ConvGeometry, dtype: np.dtype) -
         return geo.pointwise
     if algorithm == "depthwise":
         return geo.depthwise
-    if algorithm == "direct":
+    if algorithm in ("direct", "compact"):
         return _direct_fits(pass_, geo, dtype)
     if algorithm == "winograd":
         return _winograd_fits(geo)
@@ -136,31 +149,55 @@ def _table(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> str:
     if _winograd_pays(pass_, geo) and not (float32 and isa in DIRECT_BEATS_WINOGRAD):
         return "winograd"
     small_multiplier = geo.depthwise and geo.out_per_group <= DEPTHWISE_MAX_MULTIPLIER
-    if (
-        float32
-        and not geo.pointwise
-        and not small_multiplier
-        and _direct_fits(pass_, geo, dtype)
-        and _direct_wins(pass_, geo, isa)
-    ):
-        return "direct"
+    if float32 and not geo.pointwise and not small_multiplier and _direct_fits(pass_, geo, dtype):
+        layout = _direct_layout(pass_, geo, isa)
+        if layout is not None:
+            return layout
     if small_multiplier:
         return "depthwise"
     return "pointwise" if geo.pointwise else "gemm"
 
 
-def _direct_wins(pass_: str, geo: ConvGeometry, isa: str) -> bool:
-    """Whether the direct kernels are the default for this pass and geometry on ``isa``."""
+def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
+    """"direct" (the grid), "compact" or None (not the direct kernels) for this pass on
+    ``isa``."""
+    if isa == "baseline":
+        return None
+    if pass_ == "weight":
+        return "compact"
+    kvol = geo.kernel[0] * geo.kernel[1] * geo.kernel[2]
+    if pass_ == "forward":
+        channels, taps = geo.out_per_group, geo.in_per_group * kvol
+    else:
+        channels, taps = geo.in_per_group, geo.out_per_group * kvol
+    if channels >= COMPACT_MIN_VECTORS * VECTOR_WIDTH[isa] and geo.stride == (1, 1, 1):
+        if taps < COMPACT_MIN_TAPS:
+            return None
+        if _grid_use(pass_, geo) < COMPACT_MAX_GRID_USE:
+            return "compact"
+    return "direct" if _grid_wins(pass_, geo, isa) else None
+
+
+def _grid_use(pass_: str, geo: ConvGeometry) -> float:
+    """The fraction of the padded plane that the pass's outputs take (stride 1)."""
+    if pass_ == "forward":
+        outputs = geo.out_size
+        pads = zip(geo.in_size, geo.pad_before, geo.pad_after, strict=True)
+        padded = [i + b + a for i, b, a in pads]
+    else:  # the forward of dy padded by the dilated kernel extent (direct.backward_data)
+        outputs = geo.in_size
+        extents = zip(geo.in_size, geo.dilation, geo.kernel, strict=True)
+        padded = [i + d * (k - 1) for i, d, k in extents]
+    return float(np.prod(outputs)) / float(np.prod(padded))
+
+
+def _grid_wins(pass_: str, geo: ConvGeometry, isa: str) -> bool:
+    """Whether the grid layout is the default for a forward or backward-data pass."""
     if isa == "avx512":
-        return pass_ != "data" or geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS
-    if isa == "avx2":
-        if pass_ == "forward":
-            return geo.stride == (1, 1, 1)
-        if pass_ == "data":
-            return geo.in_per_group >= AVX2_DIRECT_DATA_MIN_CHANNELS
-        taps = geo.in_per_group * geo.kernel[0] * geo.kernel[1] * geo.kernel[2]
-        return taps <= AVX2_DIRECT_WEIGHT_MAX_TAPS
-    return False
+        return pass_ == "forward" or geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS
+    if pass_ == "forward":
+        return geo.stride == (1, 1, 1)
+    return geo.in_per_group >= AVX2_DIRECT_DATA_MIN_CHANNELS
 
 
 def _winograd_pays(pass_: str, geo: ConvGeometry) -> bool:
@@ -249,14 +286,21 @@ def _winograd_weight(x, dy, geo, nt):
                                             WINOGRAD_TILE, nt)
 
 
+def _compact(kernel):
+    def run(a, b, geo, nt):
+        return kernel(a, b, geo, nt, compact=True)
+    return run
+
+
 _FORWARD = {"gemm": gemm.forward, "pointwise": gemm.forward, "depthwise": depthwise.forward,
-            "direct": direct.forward, "winograd": _winograd_forward}
+            "direct": direct.forward, "compact": _compact(direct.forward),
+            "winograd": _winograd_forward}
 _DATA = {"gemm": gemm.backward_data, "pointwise": gemm.backward_data,
          "depthwise": depthwise.backward_data, "direct": direct.backward_data,
-         "winograd": _winograd_data}
+         "compact": _compact(direct.backward_data), "winograd": _winograd_data}
 _WEIGHT = {"gemm": gemm.backward_weight, "pointwise": gemm.backward_weight,
            "depthwise": depthwise.backward_weight, "direct": direct.backward_weight,
-           "winograd": _winograd_weight}
+           "compact": _compact(direct.backward_weight), "winograd": _winograd_weight}
 
 
 # ---- the three primitives ----------------------------------------------------------------------

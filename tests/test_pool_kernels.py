@@ -224,6 +224,25 @@ def test_max_pool_nan_propagates_like_torch(torch, dtype):
     np.testing.assert_array_equal(idx[:, :, 0], it.numpy())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("window", [((1, 2, 2), (1, 2, 2)), ((2, 3, 2), (1, 2, 1))],
+                         ids=["2x2s2", "3d"])
+def test_max_pool_windows_inside_the_input_match_torch(torch, dtype, window):
+    """No padding, dilation 1 (the kernel's fixed-bounds path): first maximum of a tie, the
+    last NaN of a window, all -inf windows, as torch."""
+    kernel, stride = window
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, (2, 3, 4, 9, 8)).astype(dtype)  # small integers: many ties
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[1, 2, :2, :3, :2] = -np.inf  # the first window of plane (1, 2) in both cases
+    y, idx = pool.max_pool_forward(x, kernel, stride, (0, 0, 0), (1, 1, 1), False)
+    yt, it = torch.nn.functional.max_pool3d(torch.from_numpy(x), kernel, stride,
+                                            return_indices=True)
+    assert np.isnan(y).any() and np.isneginf(y).any()
+    np.testing.assert_array_equal(y, yt.numpy())
+    np.testing.assert_array_equal(idx, it.numpy())
+
+
 def test_max_pool_all_minus_inf_window_picks_first_valid_element():
     x = np.full((1, 1, 1, 3, 3), -np.inf, dtype=np.float32)
     y, idx = pool.max_pool_forward(x, (1, 2, 2), (1, 1, 1), (0, 1, 1), (1, 1, 1), False)

@@ -205,6 +205,34 @@ cdef void _max_forward_plane(
                 o += 1
 
 
+cdef void _max_forward_inside_plane(
+    const floating* x, floating* y, int64_t* ind, Geometry g
+) noexcept nogil:
+    """_max_forward_plane where every window lies inside the input with dilation 1 (no
+    padding; the common 2x2 stride 2): fixed loop bounds, the same first-max / last-NaN rule
+    as one select per tap."""
+    cdef Py_ssize_t od, oh, ow, zd, zh, zw, base, idx, best, o = 0
+    cdef floating val, maxval
+    cdef bint take
+    for od in range(g.out_d):
+        for oh in range(g.out_h):
+            for ow in range(g.out_w):
+                base = (od * g.s_d * g.in_h + oh * g.s_h) * g.in_w + ow * g.s_w
+                maxval = x[base]
+                best = base
+                for zd in range(g.k_d):
+                    for zh in range(g.k_h):
+                        for zw in range(g.k_w):
+                            idx = base + (zd * g.in_h + zh) * g.in_w + zw
+                            val = x[idx]
+                            take = (val > maxval) | (val != val)
+                            maxval = val if take else maxval
+                            best = idx if take else best
+                y[o] = maxval
+                ind[o] = best
+                o += 1
+
+
 cdef Py_ssize_t _max_backward_plane(
     const floating* dy, const int64_t* ind, floating* dx, Py_ssize_t n_out, Py_ssize_t n_in
 ) noexcept nogil:
@@ -306,9 +334,19 @@ cdef void _max_forward(
 ):
     cdef Py_ssize_t plane
     cdef int nt = get_num_threads()
+    cdef bint inside = (
+        g.p_d == 0 and g.p_h == 0 and g.p_w == 0
+        and g.dil_d == 1 and g.dil_h == 1 and g.dil_w == 1
+        and (g.out_d - 1) * g.s_d + g.k_d <= g.in_d
+        and (g.out_h - 1) * g.s_h + g.k_h <= g.in_h
+        and (g.out_w - 1) * g.s_w + g.k_w <= g.in_w
+    )
     with nogil:
         for plane in prange(x.shape[0], num_threads=nt, schedule="static"):
-            _max_forward_plane(&x[plane, 0], &y[plane, 0], &ind[plane, 0], g)
+            if inside:
+                _max_forward_inside_plane(&x[plane, 0], &y[plane, 0], &ind[plane, 0], g)
+            else:
+                _max_forward_plane(&x[plane, 0], &y[plane, 0], &ind[plane, 0], g)
 
 
 @cython.boundscheck(False)

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from .._ext import optim as _kernels
 from .optimizer import (
     Optimizer,
     _check_nonnegative,
-    _fma,
     _is_number,
-    _lerp,
     _param_arrays,
+    _state_array,
 )
 
 
@@ -87,40 +87,18 @@ class Adam(Optimizer):
             state = self.state[p]
             if not state:
                 state["step"] = np.zeros((), dtype=np.float32)
-                state["exp_avg"] = np.zeros_like(data)
-                state["exp_avg_sq"] = np.zeros_like(data)
-                if amsgrad:
-                    state["max_exp_avg_sq"] = np.zeros_like(data)
-            if maximize:
-                grad = -grad
+            for key in ("exp_avg", "exp_avg_sq"):
+                _state_array(state, key, data)
             state["step"] += 1
-            if weight_decay != 0:
-                if decoupled:
-                    data *= 1 - lr * weight_decay
-                else:
-                    grad = _fma(data, weight_decay, grad)
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            _lerp(exp_avg, grad, 1 - beta1)
-            # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            exp_avg_sq *= beta2
-            _fma((1 - beta2) * grad, grad, exp_avg_sq, out=exp_avg_sq)
             step = float(state["step"])
-            bias_correction1 = 1 - beta1**step
-            bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-            step_size = lr / bias_correction1
-            if amsgrad:
-                max_sq = state.get("max_exp_avg_sq")
-                if max_sq is None:
-                    max_sq = state["max_exp_avg_sq"] = np.zeros_like(data)
-                np.maximum(max_sq, exp_avg_sq, out=max_sq)
-                denom = np.sqrt(max_sq)
-            else:
-                denom = np.sqrt(exp_avg_sq)
-            denom /= bias_correction2_sqrt
-            denom += eps
-            update = -step_size * exp_avg
-            update /= denom
-            data += update
+            _kernels.adam(
+                data, grad, state["exp_avg"], state["exp_avg_sq"],
+                _state_array(state, "max_exp_avg_sq", data) if amsgrad else None,
+                lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                decoupled=decoupled, maximize=maximize,
+                bias_correction1=1 - beta1**step,
+                bias_correction2_sqrt=(1 - beta2**step) ** 0.5,
+            )
 
 
 class AdamW(Adam):

@@ -281,16 +281,27 @@ def _check_optimizer_state(state_dict: Any) -> None:
 
 
 def _param_arrays(p: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """(parameter data, writable, in place; gradient as an array of the same dtype/shape)."""
+    """(parameter data, writable and C-contiguous, updated in place; gradient as a
+    C-contiguous array of the same dtype and shape)."""
     data = p._data
-    if not data.flags.writeable:
-        data = p._data = data.copy()
+    if not data.flags.writeable or not data.flags.c_contiguous:
+        data = p._data = np.array(data, order="C")
     grad = p.grad._data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
     if grad.shape != data.shape:
         raise ValueError(f"gradient of shape {grad.shape} for a parameter of shape {data.shape}")
-    if grad.dtype != data.dtype:
-        grad = grad.astype(data.dtype)
-    return data, grad
+    return data, np.ascontiguousarray(grad, dtype=data.dtype)
+
+
+def _state_array(state: dict[str, Any], key: str, like: np.ndarray) -> np.ndarray:
+    """``state[key]``, zeros like ``like`` when missing; a loaded one is made a writable
+    C-contiguous array of like's dtype (the update kernels write it in place)."""
+    value = state.get(key)
+    if value is None:
+        value = state[key] = np.zeros_like(like)
+    elif not (isinstance(value, np.ndarray) and value.dtype == like.dtype
+              and value.flags.c_contiguous and value.flags.writeable):
+        value = state[key] = np.array(value, dtype=like.dtype, order="C")
+    return value
 
 
 def _fma(a: Any, b: Any, c: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

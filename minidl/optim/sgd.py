@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .optimizer import Optimizer, _check_nonnegative, _fma, _is_number, _param_arrays
+from .._ext import optim as _kernels
+from .optimizer import (
+    Optimizer,
+    _check_nonnegative,
+    _is_number,
+    _param_arrays,
+    _state_array,
+)
 
 
 class SGD(Optimizer):
@@ -62,20 +69,11 @@ class SGD(Optimizer):
             if p.grad is None:
                 continue
             data, grad = _param_arrays(p)
-            if maximize:
-                grad = -grad
-            if weight_decay != 0:
-                grad = _fma(data, weight_decay, grad)
+            buf, first = None, False
             if momentum != 0:
                 state = self.state[p]
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = grad.copy()
-                else:
-                    buf *= momentum
-                    _fma(grad, 1 - dampening, buf, out=buf)
-                grad = _fma(buf, momentum, grad) if nesterov else buf
-            _fma(grad, -lr, data, out=data)
-
-
-__all__ = ["SGD"]
+                first = state.get("momentum_buffer") is None
+                buf = _state_array(state, "momentum_buffer", data)
+            _kernels.sgd(data, grad, buf, lr=lr, momentum=momentum, dampening=dampening,
+                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                         first=first)

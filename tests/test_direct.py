@@ -143,14 +143,16 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     # the main job's second conv: 36 outputs on a 6x6 plane per image, 16 of 36 in the forward
     small = conv.geometry((32, 32, 1, 6, 6), (64, 32, 1, 3, 3), ONE, ONE, zero, zero, 1)
     assert [dispatch.choose(p, small, np.float32) for p in dispatch.PASSES] == ["compact"] * 3
-    # ResNet 64@56: 93% of the padded plane are outputs, the grid; 3 input channels x 3x3 (27
-    # taps): the GEMM forward
+    # ResNet 64@56: 93% of the padded plane are outputs, the grid; CIFAR's first conv, 3 input
+    # channels x 3x3 (27 taps): the GEMM forward
     pad = (0, 1, 1)
     large = conv.geometry((2, 64, 1, 56, 56), (64, 64, 1, 3, 3), ONE, ONE, pad, pad, 1)
     if runtime.isa() == "avx512":
         assert dispatch.choose("forward", large, np.float32) == "direct"
     few_taps = conv.geometry((2, 3, 1, 32, 32), (32, 3, 1, 3, 3), ONE, ONE, pad, pad, 1)
     assert dispatch.choose("forward", few_taps, np.float32) == "gemm"
+    # ... and its weight gradient on the grid: 1024 outputs on a 34x34 plane (89%)
+    assert dispatch.choose("weight", few_taps, np.float32) == "direct"
 
 
 def test_modules_are_compiled_for_their_instruction_set():

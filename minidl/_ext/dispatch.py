@@ -83,10 +83,13 @@ DIRECT_BEATS_WINOGRAD = ("avx512",)
 # padded plane (digits 16->32 @8x8: 64%, main-job conv2 @6x6: 44%, ResNet 256@14: 77%; the grid
 # wins at ResNet 64@56: 93%, conv3d: 83%), with at least COMPACT_MIN_TAPS taps per output
 # (the digits' first conv, 9 taps, and CIFAR's, 27, spend their time storing outputs: the GEMM
-# is faster there). It serves every backward-weight (dy without the zero rows of the grid).
+# is faster there). It serves the backward-weight (dy without the zero rows of the grid) of
+# convs whose outputs are less than COMPACT_WEIGHT_MAX_GRID_USE of the padded plane (conv3d:
+# 83%; the grid wins on CIFAR's first conv, 89%, and ResNet 64@56).
 COMPACT_MIN_VECTORS = 2
 COMPACT_MAX_GRID_USE = 0.8
 COMPACT_MIN_TAPS = 32
+COMPACT_WEIGHT_MAX_GRID_USE = 0.85
 VECTOR_WIDTH = {"avx512": 16, "avx2": 8, "baseline": 4}
 
 
@@ -164,7 +167,7 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
     if isa == "baseline":
         return None
     if pass_ == "weight":
-        return "compact"
+        return "compact" if _grid_use(pass_, geo) < COMPACT_WEIGHT_MAX_GRID_USE else "direct"
     kvol = geo.kernel[0] * geo.kernel[1] * geo.kernel[2]
     if pass_ == "forward":
         channels, taps = geo.out_per_group, geo.in_per_group * kvol
@@ -179,8 +182,9 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
 
 
 def _grid_use(pass_: str, geo: ConvGeometry) -> float:
-    """The fraction of the padded plane that the pass's outputs take (stride 1)."""
-    if pass_ == "forward":
+    """The fraction of the padded plane that the outputs take (stride 1): of the conv's
+    input for the forward and the weight gradient, of dy padded for the backward-data."""
+    if pass_ != "data":
         outputs = geo.out_size
         pads = zip(geo.in_size, geo.pad_before, geo.pad_after, strict=True)
         padded = [i + b + a for i, b, a in pads]

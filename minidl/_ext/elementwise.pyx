@@ -87,3 +87,45 @@ def relu_backward(const floating[::1] g, const floating[::1] y, int nt) -> np.nd
     if g.shape[0]:
         _backward(&g[0], &y[0], &out[0], g.shape[0], nt)
     return dx
+
+
+# ---- a conv's bias: added per channel plane, its gradient summed per channel ------------------
+# numpy's broadcast add and its two-axis sum run on one thread with strided inner loops: on
+# LeNet-5's first conv output (64 x 6 x 28 x 28) the add took about half as long as the conv.
+
+def add_channel_bias(floating[:, :, ::1] y, const floating[::1] bias, int nt) -> None:
+    """y[n, c, :] += bias[c] in place, y as (N, C, plane)."""
+    if bias.shape[0] != y.shape[1]:
+        raise ValueError(f"add_channel_bias: {bias.shape[0]} biases for {y.shape[1]} channels")
+    cdef Py_ssize_t item, i, C = y.shape[1], plane = y.shape[2]
+    cdef floating b
+    cdef floating* row
+    if y.shape[0] * C * plane == 0:
+        return
+    for item in prange(y.shape[0] * C, nogil=True, schedule="static",
+                       num_threads=nt if y.shape[0] * C * plane > CHUNK else 1):
+        row = &y[item // C, item % C, 0]
+        b = bias[item % C]
+        for i in range(plane):
+            row[i] = row[i] + b
+
+
+def channel_sums(const floating[:, :, ::1] g, int nt) -> np.ndarray:
+    """sum of g (N, C, plane) over N and the plane, per channel: each (n, c) plane summed in
+    float64 by one thread, then the planes of a channel in order of n (the same bits with any
+    thread count)."""
+    cdef Py_ssize_t N = g.shape[0], C = g.shape[1], plane = g.shape[2], item, i, n
+    partial = np.zeros((N, C), np.float64)
+    cdef double[:, ::1] part = partial
+    cdef double total
+    if N * C * plane:
+        for item in prange(N * C, nogil=True, schedule="static",
+                           num_threads=nt if N * C * plane > CHUNK else 1):
+            total = 0
+            for i in range(plane):
+                total = total + g[item // C, item % C, i]
+            part[item // C, item % C] = total
+    sums = np.zeros(C, np.float64)
+    for n in range(N):
+        sums += partial[n]
+    return sums.astype(np.float32 if floating is float else np.float64)

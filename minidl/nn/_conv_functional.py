@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._ext import dispatch
+from .. import runtime
+from .._ext import dispatch, elementwise
 from .._geometry import conv_geometry, conv_transpose_geometry, lift
 from ..tensor import Tensor, _result
 
@@ -61,16 +62,20 @@ def _out_shape(input: Tensor, nd: int, shape5: tuple[int, ...]) -> tuple[int, ..
 
 
 def _bias_grad(g: np.ndarray, bias: Tensor | None) -> np.ndarray | None:
-    """The bias gradient: the spatial axes (contiguous) summed first, then the batch."""
+    """The bias gradient: g (N, C, ...) summed per channel."""
     if bias is None or not bias.requires_grad:
         return None
-    return g.sum(axis=(2, 3, 4)).sum(axis=0)
+    g3 = np.ascontiguousarray(g).reshape(g.shape[0], g.shape[1], -1)
+    return elementwise.channel_sums(g3, runtime.get_num_threads())
 
 
 def _add_bias(y: np.ndarray, bias: Tensor | None) -> None:
     """y += bias per channel, in place: y is a fresh kernel output that no backward reads."""
     if bias is not None:
-        y += bias._data.reshape(1, -1, 1, 1, 1)
+        assert y.flags.c_contiguous  # kernel outputs are: the reshape below is a view
+        b = np.ascontiguousarray(bias._data, dtype=y.dtype)
+        elementwise.add_channel_bias(y.reshape(y.shape[0], y.shape[1], -1), b,
+                                     runtime.get_num_threads())
 
 
 def _node(out: np.ndarray, input: Tensor, weight: Tensor, bias: Tensor | None, backward):

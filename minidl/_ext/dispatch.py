@@ -32,7 +32,9 @@ choices, ``with record() as log:`` collects ``(pass, algorithm)`` pairs.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,7 +150,12 @@ def choose(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> str:
 
 
 def _table(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> str:
-    isa, float32 = runtime.isa(), dtype == np.float32
+    return _decide(pass_, geo, dtype, runtime.isa())
+
+
+@functools.lru_cache(maxsize=1024)  # a small conv's forward takes tens of microseconds
+def _decide(pass_: str, geo: ConvGeometry, dtype: np.dtype, isa: str) -> str:
+    float32 = dtype == np.float32
     if _winograd_pays(pass_, geo) and not (float32 and isa in DIRECT_BEATS_WINOGRAD):
         return "winograd"
     small_multiplier = geo.depthwise and geo.out_per_group <= DEPTHWISE_MAX_MULTIPLIER
@@ -192,7 +199,7 @@ def _grid_use(pass_: str, geo: ConvGeometry) -> float:
         outputs = geo.in_size
         extents = zip(geo.in_size, geo.dilation, geo.kernel, strict=True)
         padded = [i + d * (k - 1) for i, d, k in extents]
-    return float(np.prod(outputs)) / float(np.prod(padded))
+    return math.prod(outputs) / math.prod(padded)
 
 
 def _grid_wins(pass_: str, geo: ConvGeometry, isa: str) -> bool:

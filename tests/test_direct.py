@@ -153,6 +153,12 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     assert dispatch.choose("forward", few_taps, np.float32) == "gemm"
     # ... and its weight gradient on the grid: 1024 outputs on a 34x34 plane (89%)
     assert dispatch.choose("weight", few_taps, np.float32) == "direct"
+    # LeNet's first conv, 6 output channels: with AVX-512 (16 lanes) the grid's
+    # positions-in-lanes weight kernel, with AVX2 (8 lanes) the compact one (784 of 1024)
+    pad = (0, 2, 2)
+    lenet1 = conv.geometry((2, 1, 1, 28, 28), (6, 1, 1, 5, 5), ONE, ONE, pad, pad, 1)
+    expected = {"avx512": "direct", "avx2": "compact"}[runtime.isa()]
+    assert dispatch.choose("weight", lenet1, np.float32) == expected
 
 
 def test_modules_are_compiled_for_their_instruction_set():
@@ -163,11 +169,13 @@ def test_modules_are_compiled_for_their_instruction_set():
         assert module.isa() == name
 
 
-def test_weight_is_deterministic(direct, compact):
-    """Static scheduling: the same thread sums the same chunks every run."""
+@pytest.mark.parametrize("channels", [16, 2], ids=["channels_in_lanes", "positions_in_lanes"])
+def test_weight_is_deterministic(direct, compact, channels):
+    """Static scheduling: the same thread sums the same chunks every run (2 output channels:
+    under half of every vector width, the grid's positions-in-lanes kernel)."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 8, 1, 20, 20)).astype(np.float32)
-    dy = rng.standard_normal((4, 16, 1, 18, 18)).astype(np.float32)
-    geo = conv.geometry(x.shape, (16, 8, 1, 3, 3), ONE, ONE, (0, 0, 0), (0, 0, 0), 1)
+    dy = rng.standard_normal((4, channels, 1, 18, 18)).astype(np.float32)
+    geo = conv.geometry(x.shape, (channels, 8, 1, 3, 3), ONE, ONE, (0, 0, 0), (0, 0, 0), 1)
     runs = [direct.backward_weight(x, dy, geo, 2, compact) for _ in range(5)]
     assert all(np.array_equal(runs[0], r) for r in runs[1:])

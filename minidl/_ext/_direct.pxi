@@ -20,7 +20,8 @@ percent on 56x56 images, up to 2x on 8x8 to 14x14 ones.
   swapped.
 - backward-weight (stride 1): dy transposed to (position, channel) so that a position's output
   channels are one vector; ``WT`` taps x 1-2 channel vectors accumulate outer products over a
-  chunk of positions, per thread, summed at the end.
+  chunk of positions, per thread, summed at the end.  With fewer output channels than half a
+  vector, the lanes hold positions instead (see _weight_positions).
 
 The kernels are C with GCC vector extensions (below) sized to the instruction set the compiler
 targets: 16-float vectors and 32 registers' worth of blocks in the AVX-512 module, 8-float
@@ -124,6 +125,54 @@ cdef extern from *:
         else minidl_weight_kernel(x, off, dyt, ldd, n, dw, ldw, 1);
     }
 
+    /* backward-weight with few output channels: grid positions in the vector lanes,
+       dw[o * ldw + u] += sum over q < n of dyg[o * ldd + q] * x[off[u] + q] for o < ob
+       channels (up to PV_O) and u < PV_T taps; n is a multiple of VW.  Each accumulator's
+       lanes are summed in lane order at the end of the chunk. */
+    #if defined(__AVX512F__)
+    #define MINIDL_PV_O 6
+    #define MINIDL_PV_T 4
+    #else
+    #define MINIDL_PV_O 4
+    #define MINIDL_PV_T 2
+    #endif
+    static inline __attribute__((always_inline)) void
+    minidl_weight_pv_kernel(const float* x, const Py_ssize_t* off, const float* dyg,
+                            Py_ssize_t ldd, Py_ssize_t n, float* dw, Py_ssize_t ldw,
+                            const int ob)
+    {
+        minidl_vf acc[MINIDL_PV_O][MINIDL_PV_T] = {{{0}}};
+        for (Py_ssize_t q = 0; q < n; q += MINIDL_VW) {
+            minidl_vf d[MINIDL_PV_O];
+            for (int o = 0; o < ob; o++) d[o] = *(const minidl_vf*)(dyg + o * ldd + q);
+            for (int u = 0; u < MINIDL_PV_T; u++) {
+                minidl_vf xv = *(const minidl_vf*)(x + off[u] + q);
+                for (int o = 0; o < ob; o++) acc[o][u] += d[o] * xv;
+            }
+        }
+        for (int o = 0; o < ob; o++)
+            for (int u = 0; u < MINIDL_PV_T; u++) {
+                float sum = 0;
+                for (int l = 0; l < MINIDL_VW; l++) sum += acc[o][u][l];
+                dw[o * ldw + u] += sum;
+            }
+    }
+    static void minidl_weight_pv_block(const float* x, const Py_ssize_t* off, const float* dyg,
+                                       Py_ssize_t ldd, Py_ssize_t n, float* dw,
+                                       Py_ssize_t ldw, int ob)
+    {
+        switch (ob) {
+        case 1: minidl_weight_pv_kernel(x, off, dyg, ldd, n, dw, ldw, 1); break;
+        case 2: minidl_weight_pv_kernel(x, off, dyg, ldd, n, dw, ldw, 2); break;
+        case 3: minidl_weight_pv_kernel(x, off, dyg, ldd, n, dw, ldw, 3); break;
+    #if MINIDL_PV_O > 4
+        case 4: minidl_weight_pv_kernel(x, off, dyg, ldd, n, dw, ldw, 4); break;
+        case 5: minidl_weight_pv_kernel(x, off, dyg, ldd, n, dw, ldw, 5); break;
+    #endif
+        default: minidl_weight_pv_kernel(x, off, dyg, ldd, n, dw, ldw, MINIDL_PV_O); break;
+        }
+    }
+
     /* The compact layout: only real output positions, SIMD over output channels.
        MINIDL_ACC accumulator vectors: NP = ACC / CV positions x CV channel vectors. */
     #if defined(__AVX512F__)
@@ -207,6 +256,11 @@ cdef extern from *:
                              Py_ssize_t ldd, Py_ssize_t n, float* dw, Py_ssize_t ldw,
                              int nv) noexcept nogil
     enum: MINIDL_ACC
+    enum: MINIDL_PV_O
+    enum: MINIDL_PV_T
+    void minidl_weight_pv_block(const float* x, const Py_ssize_t* off, const float* dyg,
+                                Py_ssize_t ldd, Py_ssize_t n, float* dw, Py_ssize_t ldw,
+                                int ob) noexcept nogil
     enum: MINIDL_MAX_CV
     void minidl_compact_block(const float* x, const Py_ssize_t* pos, const Py_ssize_t* off,
                               const float* w, Py_ssize_t taps, float* out, int cv) noexcept nogil
@@ -498,6 +552,8 @@ def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int,
     Each thread accumulates its own dw^T; they are summed at the end."""
     if compact:
         return _weight_compact(x, dy, geo, nt)
+    if 2 * geo.out_per_group <= VECTOR_WIDTH:  # channels would fill under half the lanes
+        return _weight_positions(x, dy, geo, nt)
     kernel, dilation, groups = geo.kernel, geo.dilation, geo.groups
     pad_before, pad_after = geo.pad_before, geo.pad_after
     N, O = dy.shape[:2]
@@ -725,3 +781,63 @@ def _weight_compact(x: np.ndarray, dy: np.ndarray, geo, nt: int) -> np.ndarray:
                      N * P, ceil_div(N * P, chunks), nt)
     dw_t = acc.sum(axis=0)[:, :taps, :Og]
     return np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape((O, Cg) + tuple(kernel))
+
+
+# ---- backward-weight with few output channels: positions in the lanes -------------------------
+# With fewer output channels than half a vector (LeNet's first conv: 6 of 16 AVX-512 lanes) the
+# channel vectors above are mostly empty.  Here the lanes hold grid positions instead: dy is
+# laid on the grid channel-major (zeros where no output is), and a block of PV_O channels x
+# PV_T taps accumulates dy(channel) * x(tap) over a chunk of positions, vector by vector.
+
+cdef Py_ssize_t _PV_CHUNK = 1024  # grid positions per work item (a multiple of every vector width)
+
+
+def _grid_dy(const float[::1] dy, float[::1] dyg, Grid g, Py_ssize_t L, int nt):
+    """dyg[group, co, q] = dy[n, group * Og + co, od, oh, ow] at grid position q of (n, od,
+    oh, ow); rows of L positions per (group, channel)."""
+    cdef Py_ssize_t item, n, c, od, oh, rows = g.oD * g.oH
+    cdef Py_ssize_t Dp = g.plane // (g.Hp * g.Wp)
+    for item in prange(g.N * g.G * g.Og, nogil=True, num_threads=nt, schedule="static"):
+        n = item // (g.G * g.Og)
+        c = item % (g.G * g.Og)  # group * Og + co: dy's channel and dyg's row
+        for od in range(g.oD):
+            for oh in range(g.oH):
+                memcpy(&dyg[c * L + ((n * Dp + od) * g.Hp + oh) * g.Wp],
+                       &dy[(item * g.oD + od) * g.oH * g.oW + oh * g.oW], g.oW * sizeof(float))
+
+
+cdef _run_weight_pv(const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] dyg,
+                    Py_ssize_t L, float[:, ::1] acc, Grid g, Py_ssize_t taps_pad, int nt):
+    cdef Py_ssize_t item, grp, q0, ob, tb, chunks = (L + _PV_CHUNK - 1) // _PV_CHUNK
+    # static, as _run_weight: bit-identical from run to run with a given thread count
+    for item in prange(g.G * chunks, nogil=True, num_threads=nt, schedule="static"):
+        q0 = item % chunks * _PV_CHUNK
+        grp = item // chunks
+        for ob in range((g.Og + MINIDL_PV_O - 1) // MINIDL_PV_O):
+            for tb in range(taps_pad // MINIDL_PV_T):
+                minidl_weight_pv_block(
+                    &xp[grp * g.Cg * g.N * g.plane + q0], &off[tb * MINIDL_PV_T],
+                    &dyg[(grp * g.Og + ob * MINIDL_PV_O) * L + q0], L, min(_PV_CHUNK, L - q0),
+                    &acc[threadid(), (grp * g.Og + ob * MINIDL_PV_O) * taps_pad
+                         + tb * MINIDL_PV_T],
+                    taps_pad, min(MINIDL_PV_O, g.Og - ob * MINIDL_PV_O))
+
+
+def _weight_positions(x: np.ndarray, dy: np.ndarray, geo, nt: int) -> np.ndarray:
+    """backward_weight with the grid positions in the vector lanes."""
+    kernel, groups = geo.kernel, geo.groups
+    N, O = dy.shape[:2]
+    padded, out = _sizes(x.shape, kernel, geo.dilation, geo.pad_before, geo.pad_after)
+    cdef Grid g = make_grid(x.shape, O, kernel, padded, out, groups)
+    xp = _padded_input(x, padded, geo.pad_before, nt)
+    # whole vectors: the last one reads up to VW - 1 positions past the last output (dy is
+    # zero there; x has _BLOCK zeros after its last plane)
+    L = _round_up(g.length, VECTOR_WIDTH)
+    dyg = np.zeros((groups * g.Og, L), np.float32)
+    _grid_dy(dy.reshape(-1), dyg.reshape(-1), g, L, nt)
+    taps_pad = _round_up(g.taps, MINIDL_PV_T)
+    off = np.zeros(taps_pad, np.intp)  # padding taps read x[q] into columns that are dropped
+    off[: g.taps] = _tap_offsets(N, g.Cg, kernel, geo.dilation, padded)
+    acc = np.zeros((nt, groups * g.Og, taps_pad), np.float32)  # dw per thread
+    _run_weight_pv(xp, off, dyg.reshape(-1), L, acc.reshape(nt, -1), g, taps_pad, nt)
+    return np.ascontiguousarray(acc.sum(axis=0)[:, : g.taps]).reshape((O, g.Cg) + tuple(kernel))

@@ -1,7 +1,15 @@
 # cython: language_level=3
 """Helpers shared by the conv kernels (gemm.pyx, _depthwise.pxi, _direct.pxi): the geometry as
 a C struct, ceiling division, a tap's range of output positions, copying a plane into a
-zero-padded one.  All inline and nogil."""
+zero-padded one.  All inline and nogil.
+
+Every kernel's work items run in image-major order on ``schedule="static"``: each thread gets
+one contiguous range of them, so a thread keeps working on the same images from one op to the
+next (padding, conv, bias, ReLU, pooling) and their data stays in its core's caches.  Dynamic
+scheduling interleaved neighbouring blocks between the threads: on this VM, when its two
+vCPUs sat on different core complexes (a cache-line round trip of 350 ns between them
+instead of 76), the LeNet-5 conv2 forward took 240 us on two threads against 220 on one, and
+139 with static scheduling."""
 
 import numpy as np
 

@@ -287,10 +287,10 @@ def _run_forward(_Plan plan, const floating[::1] x, const floating[::1] w,
     cdef const Geom* g = &plan.g
     cdef Py_ssize_t item
     if bufs is None:
-        for item in prange(g.N * g.O, nogil=True, num_threads=nt, schedule="dynamic"):
+        for item in prange(g.N * g.O, nogil=True, num_threads=nt, schedule="static"):
             depthwise_forward_plane(g, &x[0], &w[0], &y[0], item)
     else:
-        for item in prange(g.N * g.O, nogil=True, num_threads=nt, schedule="dynamic"):
+        for item in prange(g.N * g.O, nogil=True, num_threads=nt, schedule="static"):
             depthwise_forward_plane_s1(g, &x[0], &w[0], &y[0], &bufs[threadid(), 0], item)
 
 
@@ -300,10 +300,10 @@ def _run_data(_Plan plan, const floating[::1] dy, const floating[::1] w,
     cdef const Geom* g = &plan.g
     cdef Py_ssize_t item
     if bufs is None:
-        for item in prange(g.N * g.C, nogil=True, num_threads=nt, schedule="dynamic"):
+        for item in prange(g.N * g.C, nogil=True, num_threads=nt, schedule="static"):
             depthwise_data_plane(g, &dy[0], &w[0], &dx[0], item)
     else:
-        for item in prange(g.N * g.C, nogil=True, num_threads=nt, schedule="dynamic"):
+        for item in prange(g.N * g.C, nogil=True, num_threads=nt, schedule="static"):
             depthwise_data_plane_s1(g, &dy[0], &w[0], &dx[0], &bufs[threadid(), 0], item)
 
 

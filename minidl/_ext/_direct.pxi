@@ -504,7 +504,7 @@ cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, c
 cdef _run_forward(Grid g, const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] wp,
                   float[::1] y, float[:, ::1] tiles, int nt):
     cdef Py_ssize_t item, n_blocks = g.segments * ((g.span + MINIDL_BLOCK - 1) // MINIDL_BLOCK)
-    for item in prange(g.G * n_blocks, nogil=True, num_threads=nt, schedule="dynamic"):
+    for item in prange(g.G * n_blocks, nogil=True, num_threads=nt, schedule="static"):
         forward_block(&g, &xp[0], &off[0], &wp[0], &y[0], &tiles[threadid(), 0], item)
 
 
@@ -694,7 +694,7 @@ cdef _run_compact(Compact c, const float[::1] xp, const Py_ssize_t[::1] pos,
                   const Py_ssize_t[::1] off, const float[::1] wp, float[::1] y,
                   float[:, ::1] tiles, Py_ssize_t[:, ::1] dst, int nt):
     cdef Py_ssize_t item
-    for item in prange(c.G * c.items, nogil=True, num_threads=nt, schedule="dynamic"):
+    for item in prange(c.G * c.items, nogil=True, num_threads=nt, schedule="static"):
         compact_block(&c, &xp[0], &pos[0], &off[0], &wp[0], &y[0], &tiles[threadid(), 0],
                       &dst[threadid(), 0], item)
 

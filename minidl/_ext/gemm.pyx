@@ -244,7 +244,7 @@ def _run_forward(_Plan plan, const floating[::1] x, const floating[::1] w,
                   floating[::1] y, floating[:, ::1] cols, Py_ssize_t rows, int nt):
     cdef const Geom* g = &plan.g
     cdef Py_ssize_t item, n_items = g.N * g.G * ((g.R + rows - 1) // rows)
-    for item in prange(n_items, nogil=True, num_threads=nt, schedule="dynamic"):
+    for item in prange(n_items, nogil=True, num_threads=nt, schedule="static"):
         forward_tile(g, &x[0], &w[0], &y[0], &cols[threadid(), 0], item, rows)
 
 
@@ -262,7 +262,7 @@ def _run_data(_Plan plan, const floating[::1] dy, const floating[::1] w,
                floating[::1] dx, floating[:, ::1] cols, Py_ssize_t chans, int nt):
     cdef const Geom* g = &plan.g
     cdef Py_ssize_t item, n_items = g.N * g.G * ((g.Cg + chans - 1) // chans)
-    for item in prange(n_items, nogil=True, num_threads=nt, schedule="dynamic"):
+    for item in prange(n_items, nogil=True, num_threads=nt, schedule="static"):
         data_block(g, &dy[0], &w[0], &dx[0], &cols[threadid(), 0], item, chans)
 
 

@@ -325,7 +325,7 @@ def _run(_Plan plan, const floating[::1] x, const floating[::1] u, floating[::1]
          int nt):
     cdef const WG* g = &plan.g
     cdef Py_ssize_t item, n_items = g.nblk
-    for item in prange(n_items, nogil=True, num_threads=nt, schedule="dynamic"):
+    for item in prange(n_items, nogil=True, num_threads=nt, schedule="static"):
         block(g, &x[0], &u[0], &y[0], &V[threadid(), 0], &M[threadid(), 0],
               &D[threadid(), 0], &E[threadid(), 0], item)
 

@@ -6,10 +6,9 @@ zero-padded one.  All inline and nogil.
 Every kernel's work items run in image-major order on ``schedule="static"``: each thread gets
 one contiguous range of them, so a thread keeps working on the same images from one op to the
 next (padding, conv, bias, ReLU, pooling) and their data stays in its core's caches.  Dynamic
-scheduling interleaved neighbouring blocks between the threads: on this VM, when its two
-vCPUs sat on different core complexes (a cache-line round trip of 350 ns between them
-instead of 76), the LeNet-5 conv2 forward took 240 us on two threads against 220 on one, and
-139 with static scheduling."""
+scheduling interleaved neighbouring blocks between the threads, so data crossed between cores
+on every op: where two vCPUs sit on different core complexes, two threads were slower than
+one (bench case: LeNet-5 conv2's forward)."""
 
 import numpy as np
 

@@ -89,8 +89,7 @@ DIRECT_BEATS_WINOGRAD = ("avx512",)
 # convs whose outputs are less than COMPACT_WEIGHT_MAX_GRID_USE of the padded plane (conv3d:
 # 83%; the grid wins on CIFAR's first conv, 89%, and ResNet 64@56), unless the output
 # channels fill under half a vector: the grid's kernel with positions in the lanes serves
-# those (LeNet's first conv, 6 channels: 0.73 of PyTorch against the compact layout's 1.64
-# with AVX-512).
+# those (LeNet's first conv, 6 channels, with AVX-512).
 COMPACT_MIN_VECTORS = 2
 COMPACT_MAX_GRID_USE = 0.8
 COMPACT_MIN_TAPS = 32

@@ -106,8 +106,8 @@ def relu_backward(const floating[::1] g, const floating[::1] y, int nt) -> np.nd
 
 
 # ---- a conv's bias: added per channel plane, its gradient summed per channel ------------------
-# numpy's broadcast add and its two-axis sum run on one thread with strided inner loops: on
-# LeNet-5's first conv output (64 x 6 x 28 x 28) the add took about half as long as the conv.
+# numpy's broadcast add and its two-axis sum run on one thread with strided inner loops: next
+# to a small conv they cost a large part of its time (bench case: LeNet-5's first conv).
 
 def add_channel_bias(floating[:, :, ::1] y, const floating[::1] bias, int nt) -> None:
     """y[n, c, :] += bias[c] in place, y as (N, C, plane)."""

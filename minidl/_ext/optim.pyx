@@ -2,7 +2,7 @@
 """The Adam and SGD updates, one pass per parameter, with PyTorch's roundings.
 
 numpy needs a dozen whole-array operations per parameter for Adam (and float64 temporaries for
-its fused multiply-adds): on a small CNN they took about as long as its forward pass. Here
+its fused multiply-adds), a large part of a small CNN's step (bench case: the main job). Here
 every element is updated in one loop, with the operations of ``torch.optim``'s single-tensor
 updates in their order and roundings: ``fma`` wherever PyTorch's CPU kernels fuse a multiply
 and an add (``lerp``, ``addcmul``, ``add(alpha=)``), plain float arithmetic elsewhere. The

@@ -99,6 +99,17 @@ def test_backward_data_matches_reference(seed, direct, compact):
     np.testing.assert_allclose(dx, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_compact_weight_takes_any_stride(seed, direct):
+    """The compact weight gradient reads each output's window where it starts: strided convs
+    too (the grid needs stride 1)."""
+    x_shape, w_shape, params = random_config(seed, strided=True)
+    x, _, dy = _arrays(seed, x_shape, w_shape, params)
+    dw = direct.backward_weight(x, dy, conv.geometry(x_shape, w_shape, *params), 2, True)
+    expected = ref.conv_backward_weight(x, dy, w_shape[2:], *params)
+    np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_weight_matches_reference(seed, direct, compact):
     x_shape, w_shape, params = random_config(seed, strided=False)
@@ -138,6 +149,8 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     strided = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), (1, 2, 2), ONE, zero, zero, 1)
     if runtime.isa() == "avx2":  # the strided forward stays on the GEMM (ResNet stem case)
         assert dispatch.choose("forward", strided, np.float32) == "gemm"
+    strided_weight = {"avx512": "compact", "avx2": "gemm", "baseline": "gemm"}[runtime.isa()]
+    assert dispatch.choose("weight", strided, np.float32) == strided_weight
     if runtime.isa() == "baseline":
         return
     # the main job's second conv: 36 outputs on a 6x6 plane per image, 16 of 36 in the forward

@@ -641,11 +641,13 @@ def compact_lane_use(Og: int) -> float:
 
 
 @lru_cache(maxsize=64)
-def _positions(N, padded, out, multiple) -> np.ndarray:
-    """Grid positions q of the real outputs in output order (n, od, oh, ow), repeated at the
-    end to a multiple of ``multiple`` (those extra results are dropped).  Read-only."""
+def _positions(N, padded, out, multiple, stride=(1, 1, 1)) -> np.ndarray:
+    """Grid positions q of the real outputs in output order (n, od, oh, ow) (a window's first
+    tap: output o at padded input o * stride), repeated at the end to a multiple of
+    ``multiple`` (those extra results are dropped).  Read-only."""
     Dp, Hp, Wp = padded
-    n, od, oh, ow = np.meshgrid(np.arange(N), *(np.arange(o) for o in out), indexing="ij")
+    n, od, oh, ow = np.meshgrid(np.arange(N), *(np.arange(o) * s for o, s in zip(out, stride)),
+                                indexing="ij")
     q = (((n * Dp + od) * Hp + oh) * Wp + ow).reshape(-1).astype(np.intp)
     q = np.concatenate([q, np.full(_round_up(q.size, multiple) - q.size, q[q.size - 1], np.intp)])
     q.flags.writeable = False
@@ -759,11 +761,12 @@ cdef _run_weight_list(const float[::1] xp, const Py_ssize_t[::1] pos,
 
 
 def _weight_compact(x: np.ndarray, dy: np.ndarray, geo, nt: int) -> np.ndarray:
-    """backward_weight over the real output positions."""
-    kernel, groups = geo.kernel, geo.groups
+    """backward_weight over the real output positions (any stride: a position is where its
+    window starts)."""
+    kernel, groups, out = geo.kernel, geo.groups, geo.out_size
     N, O = dy.shape[:2]
     Cg, Og = x.shape[1] // groups, O // groups
-    padded, out = _sizes(x.shape, kernel, geo.dilation, geo.pad_before, geo.pad_after)
+    padded = tuple(n + b + a for n, b, a in zip(x.shape[2:], geo.pad_before, geo.pad_after))
     P = out[0] * out[1] * out[2]
     xp = _padded_input(x, padded, geo.pad_before, nt)
     nv = 1 if Og <= VECTOR_WIDTH else 2
@@ -776,9 +779,10 @@ def _weight_compact(x: np.ndarray, dy: np.ndarray, geo, nt: int) -> np.ndarray:
     # chunks in a multiple of the thread count: every thread gets the same share
     chunks = _round_up(ceil_div(N * P, _WEIGHT_CHUNK), nt)
     acc = np.zeros((nt, groups, off.shape[0], Opad), np.float32)  # dw^T per thread
-    _run_weight_list(xp, _positions(N, padded, out, 1), off, dyt.reshape(-1), Opad, nv,
-                     acc.reshape(nt, -1), groups, Cg * N * padded[0] * padded[1] * padded[2],
-                     N * P, ceil_div(N * P, chunks), nt)
+    _run_weight_list(xp, _positions(N, padded, out, 1, geo.stride), off, dyt.reshape(-1),
+                     Opad, nv, acc.reshape(nt, -1), groups,
+                     Cg * N * padded[0] * padded[1] * padded[2], N * P, ceil_div(N * P, chunks),
+                     nt)
     dw_t = acc.sum(axis=0)[:, :taps, :Og]
     return np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape((O, Cg) + tuple(kernel))
 

@@ -94,6 +94,10 @@ COMPACT_MIN_VECTORS = 2
 COMPACT_MAX_GRID_USE = 0.8
 COMPACT_MIN_TAPS = 32
 COMPACT_WEIGHT_MAX_GRID_USE = 0.85
+# The compact weight gradient also takes strided convs (its positions are where the windows
+# start); it beats the GEMM there on these instruction sets (bench cases: ResNet 3x3/2, the
+# stem, the ConvTranspose 4x4/2, where OpenBLAS is held to AVX2 kernels on an AVX-512 CPU).
+STRIDED_WEIGHT_COMPACT = ("avx512",)
 VECTOR_WIDTH = {"avx512": 16, "avx2": 8, "baseline": 4}
 
 
@@ -135,6 +139,8 @@ def applicable(algorithm: str, pass_: str, geo: ConvGeometry, dtype: np.dtype) -
         return geo.pointwise
     if algorithm == "depthwise":
         return geo.depthwise
+    if algorithm == "compact" and pass_ == "weight":  # windows at any stride
+        return dtype == np.float32
     if algorithm in ("direct", "compact"):
         return _direct_fits(pass_, geo, dtype)
     if algorithm == "winograd":
@@ -161,7 +167,8 @@ def _decide(pass_: str, geo: ConvGeometry, dtype: np.dtype, isa: str) -> str:
     if _winograd_pays(pass_, geo) and not (float32 and isa in DIRECT_BEATS_WINOGRAD):
         return "winograd"
     small_multiplier = geo.depthwise and geo.out_per_group <= DEPTHWISE_MAX_MULTIPLIER
-    if float32 and not geo.pointwise and not small_multiplier and _direct_fits(pass_, geo, dtype):
+    fits = pass_ == "weight" or _direct_fits(pass_, geo, dtype)  # compact weight: any stride
+    if float32 and not geo.pointwise and not small_multiplier and fits:
         layout = _direct_layout(pass_, geo, isa)
         if layout is not None:
             return layout
@@ -176,6 +183,8 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
     if isa == "baseline":
         return None
     if pass_ == "weight":
+        if geo.stride != (1, 1, 1):
+            return "compact" if isa in STRIDED_WEIGHT_COMPACT else None
         if 2 * geo.out_per_group <= VECTOR_WIDTH[isa]:  # the grid's positions-in-lanes kernel
             return "direct"
         return "compact" if _grid_use(pass_, geo) < COMPACT_WEIGHT_MAX_GRID_USE else "direct"

@@ -151,6 +151,10 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
         assert dispatch.choose("forward", strided, np.float32) == "gemm"
     strided_weight = {"avx512": "compact", "avx2": "gemm", "baseline": "gemm"}[runtime.isa()]
     assert dispatch.choose("weight", strided, np.float32) == strided_weight
+    # a 1x1 conv: with AVX-512 the grid, else the GEMM straight on x
+    one = conv.geometry((2, 256, 1, 8, 8), (64, 256, 1, 1, 1), ONE, ONE, zero, zero, 1)
+    pointwise = "direct" if runtime.isa() == "avx512" else "pointwise"
+    assert [dispatch.choose(p, one, np.float32) for p in dispatch.PASSES] == [pointwise] * 3
     if runtime.isa() == "baseline":
         return
     # the main job's second conv: 36 outputs on a 6x6 plane per image, 16 of 36 in the forward

@@ -98,6 +98,8 @@ COMPACT_WEIGHT_MAX_GRID_USE = 0.85
 # start); it beats the GEMM there on these instruction sets (bench cases: ResNet 3x3/2, the
 # stem, the ConvTranspose 4x4/2, where OpenBLAS is held to AVX2 kernels on an AVX-512 CPU).
 STRIDED_WEIGHT_COMPACT = ("avx512",)
+# ... and the grid beats the GEMM on 1x1 convs (bench case: ResNet 1x1 256->64, same BLAS).
+DIRECT_BEATS_POINTWISE = ("avx512",)
 VECTOR_WIDTH = {"avx512": 16, "avx2": 8, "baseline": 4}
 
 
@@ -168,7 +170,8 @@ def _decide(pass_: str, geo: ConvGeometry, dtype: np.dtype, isa: str) -> str:
         return "winograd"
     small_multiplier = geo.depthwise and geo.out_per_group <= DEPTHWISE_MAX_MULTIPLIER
     fits = pass_ == "weight" or _direct_fits(pass_, geo, dtype)  # compact weight: any stride
-    if float32 and not geo.pointwise and not small_multiplier and fits:
+    pointwise_ok = not geo.pointwise or isa in DIRECT_BEATS_POINTWISE
+    if float32 and pointwise_ok and not small_multiplier and fits:
         layout = _direct_layout(pass_, geo, isa)
         if layout is not None:
             return layout

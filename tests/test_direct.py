@@ -146,9 +146,14 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     assert [dispatch.choose(p, geo, np.float64) for p in dispatch.PASSES] == ["gemm"] * 3
     assert dispatch.applicable("direct", "forward", geo, np.float32)
     assert not dispatch.applicable("direct", "forward", geo, np.float64)
+    # strided forwards: compact where the output channels fill two vectors (16 with AVX2),
+    # else the grid on the input's phases (AVX-512) or the GEMM; 3 input channels (the ResNet
+    # stem): never compact
     strided = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), (1, 2, 2), ONE, zero, zero, 1)
-    if runtime.isa() == "avx2":  # the strided forward stays on the GEMM (ResNet stem case)
-        assert dispatch.choose("forward", strided, np.float32) == "gemm"
+    stem = conv.geometry((2, 3, 1, 32, 32), (64, 3, 1, 7, 7), (1, 2, 2), ONE, zero, zero, 1)
+    expected = {"avx512": ["direct", "direct"], "avx2": ["compact", "gemm"],
+                "baseline": ["gemm", "gemm"]}[runtime.isa()]
+    assert [dispatch.choose("forward", g, np.float32) for g in (strided, stem)] == expected
     strided_weight = {"avx512": "compact", "avx2": "gemm", "baseline": "gemm"}[runtime.isa()]
     assert dispatch.choose("weight", strided, np.float32) == strided_weight
     # a 1x1 conv: with AVX-512 the grid, else the GEMM straight on x

@@ -283,13 +283,15 @@ def forward(x: np.ndarray, w: np.ndarray, geo, nt: int, compact: bool = False) -
     stride with dilation 1, or stride 1 with any dilation; on the grid or, with ``compact``,
     on the real output positions."""
     stride, before, after = geo.stride, geo.pad_before, geo.pad_after
+    if compact:
+        return _forward_compact(x, w, geo.dilation, before, after, geo.groups, nt, stride)
     if stride == (1, 1, 1):
-        return _forward1(x, w, geo.dilation, before, after, geo.groups, nt, compact)
+        return _forward1(x, w, geo.dilation, before, after, geo.groups, nt, False)
     out, sub = _strided_sizes(x.shape[2:], w.shape[2:], stride, before, after)
     size = [o + k - 1 for o, k in zip(out, sub)]
     xs = _split_phases(x, stride, w.shape[2:], before, size)
     return _forward1(xs, _split_weight(w, stride), (1, 1, 1), (0, 0, 0), (0, 0, 0), geo.groups,
-                     nt, compact)
+                     nt, False)
 
 
 def backward_data(dy: np.ndarray, w: np.ndarray, geo, nt: int,
@@ -702,10 +704,12 @@ cdef _run_compact(Compact c, const float[::1] xp, const Py_ssize_t[::1] pos,
 
 
 def _forward_compact(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after,
-                     groups: int, nt: int) -> np.ndarray:
-    """_forward1 on the compact layout."""
+                     groups: int, nt: int, stride=(1, 1, 1)) -> np.ndarray:
+    """The forward on the compact layout: any stride and dilation (a position is where its
+    window starts)."""
     N, C, O, kernel = x.shape[0], x.shape[1], w.shape[0], w.shape[2:]
     padded, out = _sizes(x.shape, kernel, dilation, pad_before, pad_after)
+    out = tuple((o - 1) // s + 1 for o, s in zip(out, stride))  # every s-th window
     cdef Compact c
     c.G, c.Og, c.P = groups, O // groups, out[0] * out[1] * out[2]
     c.total = N * c.P
@@ -718,7 +722,7 @@ def _forward_compact(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_aft
     y = np.empty((N, O) + out, np.float32)
     xp = _padded_input(x, padded, pad_before, nt)
     off = _tap_offsets(N, C // groups, kernel, dilation, padded)
-    pos = _positions(N, padded, out, c.np)
+    pos = _positions(N, padded, out, c.np, tuple(stride))
     wp = _pack_weight(w, groups, c.blocks * c.width, c.width)
     _run_compact(c, xp, pos, off, wp, y.reshape(-1), np.empty((nt, c.run * c.width), np.float32),
                  np.empty((nt, c.run), np.intp), nt)

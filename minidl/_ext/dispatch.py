@@ -94,6 +94,11 @@ COMPACT_MIN_VECTORS = 2
 COMPACT_MAX_GRID_USE = 0.8
 COMPACT_MIN_TAPS = 32
 COMPACT_WEIGHT_MAX_GRID_USE = 0.85
+# Strided forwards: the compact layout reads each window where it starts, where the grid
+# needs the input split into phases first (bench cases: ResNet 3x3/2, the ConvTranspose's
+# backward-data); with fewer input channels than this the phases are cheap and the grid wins
+# (bench case: the ResNet stem, 3 channels).
+COMPACT_STRIDED_MIN_CHANNELS = 4
 # The compact weight gradient also takes strided convs (its positions are where the windows
 # start); it beats the GEMM there on these instruction sets (bench cases: ResNet 3x3/2, the
 # stem, the ConvTranspose 4x4/2, where OpenBLAS is held to AVX2 kernels on an AVX-512 CPU).
@@ -141,7 +146,7 @@ def applicable(algorithm: str, pass_: str, geo: ConvGeometry, dtype: np.dtype) -
         return geo.pointwise
     if algorithm == "depthwise":
         return geo.depthwise
-    if algorithm == "compact" and pass_ == "weight":  # windows at any stride
+    if algorithm == "compact" and pass_ != "data":  # windows at any stride and dilation
         return dtype == np.float32
     if algorithm in ("direct", "compact"):
         return _direct_fits(pass_, geo, dtype)
@@ -196,10 +201,13 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
         channels, taps = geo.out_per_group, geo.in_per_group * kvol
     else:
         channels, taps = geo.in_per_group, geo.out_per_group * kvol
-    if channels >= COMPACT_MIN_VECTORS * VECTOR_WIDTH[isa] and geo.stride == (1, 1, 1):
-        if taps < COMPACT_MIN_TAPS:
+    if channels >= COMPACT_MIN_VECTORS * VECTOR_WIDTH[isa]:
+        if geo.stride != (1, 1, 1):  # a forward: the grid needs the input split in phases
+            if taps >= COMPACT_MIN_TAPS and geo.in_per_group >= COMPACT_STRIDED_MIN_CHANNELS:
+                return "compact"
+        elif taps < COMPACT_MIN_TAPS:
             return None
-        if _grid_use(pass_, geo) < COMPACT_MAX_GRID_USE:
+        elif _grid_use(pass_, geo) < COMPACT_MAX_GRID_USE:
             return "compact"
     return "direct" if _grid_wins(pass_, geo, isa) else None
 

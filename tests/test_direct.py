@@ -7,6 +7,7 @@ narrower vectors where AVX-512 is missing); the float64 numpy reference is the o
 """
 
 import importlib
+import itertools
 
 import kernels as conv
 import numpy as np
@@ -110,6 +111,30 @@ def test_compact_weight_takes_any_stride(seed, direct):
     np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)
 
 
+def _strided_data_seeds(count=40):
+    """Seeds of random strided convs (a stride above 1) whose every input phase's padding fits
+    the direct backward-data (the others are the GEMM's: see the dispatcher test)."""
+    phases = importlib.import_module("minidl._ext.direct_baseline")  # same Python logic in all
+    seeds = []
+    for seed in itertools.count():
+        x_shape, w_shape, params = random_config(seed, strided=True)
+        geo = conv.geometry(x_shape, w_shape, *params)
+        if max(params[0]) > 1 and phases.data_padding_fits(geo):
+            seeds.append(seed)
+            if len(seeds) == count:
+                return seeds
+
+
+@pytest.mark.parametrize("seed", _strided_data_seeds())
+def test_strided_backward_data_by_phases(seed, direct, compact):
+    """A strided backward-data, one stride-1 backward-data per input phase."""
+    x_shape, w_shape, params = random_config(seed, strided=True)
+    _, w, dy = _arrays(seed, x_shape, w_shape, params)
+    dx = direct.backward_data(dy, w, conv.geometry(x_shape, w_shape, *params), 2, compact)
+    expected = ref.conv_backward_data(dy, w, x_shape[2:], *params)
+    np.testing.assert_allclose(dx, expected, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_weight_matches_reference(seed, direct, compact):
     x_shape, w_shape, params = random_config(seed, strided=False)
@@ -156,6 +181,17 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     assert [dispatch.choose("forward", g, np.float32) for g in (strided, stem)] == expected
     strided_weight = {"avx512": "compact", "avx2": "gemm", "baseline": "gemm"}[runtime.isa()]
     assert dispatch.choose("weight", strided, np.float32) == strided_weight
+    # strided backward-data: with AVX-512 phase by phase on the grid (3 input channels: GEMM)
+    r3x3s2 = conv.geometry((2, 64, 1, 16, 16), (128, 64, 1, 3, 3), (1, 2, 2), ONE, (0, 1, 1),
+                           (0, 1, 1), 1)
+    expected = {"avx512": ["direct", "gemm"], "avx2": ["gemm", "gemm"],
+                "baseline": ["gemm", "gemm"]}[runtime.isa()]
+    assert [dispatch.choose("data", g, np.float32) for g in (r3x3s2, stem)] == expected
+    # ... unless a phase's padding exceeds its sub-kernel (3 on a 3x3 kernel with stride 2)
+    far = conv.geometry((2, 64, 1, 16, 16), (128, 64, 1, 3, 3), (1, 2, 2), ONE, (0, 3, 3),
+                        (0, 3, 3), 1)
+    assert not dispatch.applicable("direct", "data", far, np.float32)
+    assert dispatch.choose("data", far, np.float32) == "gemm"
     # a 1x1 conv: with AVX-512 the grid, else the GEMM straight on x
     one = conv.geometry((2, 256, 1, 8, 8), (64, 256, 1, 1, 1), ONE, ONE, zero, zero, 1)
     pointwise = "direct" if runtime.isa() == "avx512" else "pointwise"

@@ -31,6 +31,7 @@ ones; python -m minidl.bench shows where each algorithm wins.  minidl._ext.dispa
 where they are used (the instruction set, the geometry and the pass).
 """
 
+import itertools
 from functools import lru_cache
 
 import numpy as np
@@ -298,15 +299,23 @@ def backward_data(dy: np.ndarray, w: np.ndarray, geo, nt: int,
                   compact: bool = False) -> np.ndarray:
     """dx (N, C, *in) of a stride-1 y = conv(x, w): the forward of dy, zero-padded by the
     dilated kernel extent less the conv's padding, with the weight flipped and its channel
-    roles swapped.  Needs pad_before <= the extent (data_padding_fits)."""
+    roles swapped.  Needs pad_before <= the extent (data_padding_fits).  A strided conv
+    (dilation 1) is split into input phases, one stride-1 backward-data each."""
+    if geo.stride != (1, 1, 1):
+        return _data_phases(dy, w, geo, nt, compact)
     before, after = _data_padding(geo)
     return _forward1(dy, _flip_swap(w, geo.groups), geo.dilation, before, after, geo.groups, nt,
                      compact)
 
 
 def data_padding_fits(geo) -> bool:
-    before, after = _data_padding(geo)
-    return min(before) >= 0 and min(after) >= 0
+    """Whether backward_data takes this geometry (each phase's, if strided)."""
+    if geo.stride == (1, 1, 1):
+        before, after = _data_padding(geo)
+        return min(before) >= 0 and min(after) >= 0
+    if geo.dilation != (1, 1, 1):
+        return False
+    return all(data_padding_fits(p[1]) for p in _data_phase_problems(geo, geo.w_shape))
 
 
 def _data_padding(geo) -> tuple:
@@ -314,6 +323,50 @@ def _data_padding(geo) -> tuple:
     before = [e - b for e, b in zip(extent, geo.pad_before)]
     after = [i - o + b for i, o, b in zip(geo.in_size, geo.out_size, geo.pad_before)]
     return before, after
+
+
+# ---- the backward-data of a strided conv, phase by phase ----------------------------------------
+# dx at input position i = m * s + r (phase r) takes the taps k = a + s * j with
+# a = (r + pad_before) % s, from dy at m + c - j with c = (r + pad_before) // s: the
+# backward-data of a stride-1 conv of phase r's inputs with the sub-kernel w[a::s] and padding
+# c before (and whatever makes its output dy's size after; a negative one means the phase's
+# last inputs get nothing: they stay zero).
+
+def _data_phase_problems(geo, w_shape) -> list:
+    """(slices of dx, stride-1 geometry, kernel slices of w) of every phase some tap reaches."""
+    from minidl._geometry import conv_geometry
+
+    problems = []
+    s, before, k = geo.stride, geo.pad_before, geo.kernel
+    inp, out = geo.in_size, geo.out_size
+    # per dimension, the phases r < min(s, n) some tap reaches: a = (r + pad) % s < k
+    reached_phases = [[(a - b) % si for a in range(min(ki, si)) if (a - b) % si < n]
+                      for ki, si, b, n in zip(k, s, before, inp)]
+    for r in itertools.product(*reached_phases):
+        a = [(ri + bi) % si for ri, bi, si in zip(r, before, s)]
+        c = [(ri + bi) // si for ri, bi, si in zip(r, before, s)]
+        kr = [ceil_div(ki - ai, si) for ki, ai, si in zip(k, a, s)]
+        size = [ceil_div(ni - ri, si) for ni, ri, si in zip(inp, r, s)]
+        after = [o - n - ci + kri - 1 for o, n, ci, kri in zip(out, size, c, kr)]
+        reached = [n + min(0, af) for n, af in zip(size, after)]
+        if min(kr) == 0 or min(reached) <= 0:
+            continue
+        pads = tuple((ci, max(0, af)) for ci, af in zip(c, after))
+        sub = geo.x_shape[:2] + tuple(reached)
+        geo_r = conv_geometry("conv3d", 3, sub, w_shape[:2] + tuple(kr), 1, pads, 1, geo.groups)
+        dx_slices = tuple(slice(ri, ri + si * (n - 1) + 1, si)
+                          for ri, si, n in zip(r, s, reached))
+        problems.append((dx_slices, geo_r, tuple(slice(ai, None, si) for ai, si in zip(a, s))))
+    return problems
+
+
+def _data_phases(dy, w, geo, nt, compact) -> np.ndarray:
+    dx = np.zeros(geo.x_shape, np.float32)
+    for dx_slices, geo_r, taps in _data_phase_problems(geo, w.shape):
+        assert geo_r.y_shape == dy.shape  # each phase's stride-1 conv outputs dy's size
+        w_r = np.ascontiguousarray(w[(slice(None), slice(None)) + taps])
+        dx[(slice(None), slice(None)) + dx_slices] = backward_data(dy, w_r, geo_r, nt, compact)
+    return dx
 
 
 # ---- phase decomposition of a strided conv --------------------------------------------------

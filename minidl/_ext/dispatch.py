@@ -99,12 +99,13 @@ COMPACT_WEIGHT_MAX_GRID_USE = 0.85
 # backward-data); with fewer input channels than this the phases are cheap and the grid wins
 # (bench case: the ResNet stem, 3 channels).
 COMPACT_STRIDED_MIN_CHANNELS = 4
-# The compact weight gradient also takes strided convs (its positions are where the windows
-# start); it beats the GEMM there on these instruction sets (bench cases: ResNet 3x3/2, the
-# stem, the ConvTranspose 4x4/2, where OpenBLAS is held to AVX2 kernels on an AVX-512 CPU).
-STRIDED_WEIGHT_COMPACT = ("avx512",)
-# ... and the grid beats the GEMM on 1x1 convs (bench case: ResNet 1x1 256->64, same BLAS).
-DIRECT_BEATS_POINTWISE = ("avx512",)
+# Where the GEMM otherwise serves (with OpenBLAS held to AVX2 kernels on an AVX-512 CPU), the
+# direct kernels beat it on these instruction sets: the compact weight gradient of strided
+# convs (bench cases: ResNet 3x3/2, the stem, the ConvTranspose 4x4/2), the strided
+# backward-data phase by phase on the grid (ResNet 3x3/2, the ConvTranspose's forward; with
+# at least DIRECT_DATA_MIN_CHANNELS input channels: the stem's 3 stay on the GEMM) and 1x1
+# convs on the grid (ResNet 1x1 256->64).
+DIRECT_BEATS_GEMM = ("avx512",)
 VECTOR_WIDTH = {"avx512": 16, "avx2": 8, "baseline": 4}
 
 
@@ -126,15 +127,15 @@ def _winograd_fits(geo: ConvGeometry) -> bool:
 
 
 def _direct_fits(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> bool:
-    """float32; forward: stride 1 or dilation 1; data: stride 1 with pad_before within the
-    kernel extent; weight: stride 1."""
+    """float32; forward: stride 1 or dilation 1; data: pad_before within the kernel extent
+    (strided: in every input phase, dilation 1); weight: stride 1."""
     if dtype != np.float32:
         return False
     stride_one = geo.stride == (1, 1, 1)
     if pass_ == "forward":
         return stride_one or geo.dilation == (1, 1, 1)
-    if pass_ == "data":
-        return stride_one and direct.data_padding_fits(geo)
+    if pass_ == "data":  # strided: phase by phase
+        return direct.data_padding_fits(geo)
     return stride_one
 
 
@@ -175,7 +176,7 @@ def _decide(pass_: str, geo: ConvGeometry, dtype: np.dtype, isa: str) -> str:
         return "winograd"
     small_multiplier = geo.depthwise and geo.out_per_group <= DEPTHWISE_MAX_MULTIPLIER
     fits = pass_ == "weight" or _direct_fits(pass_, geo, dtype)  # compact weight: any stride
-    pointwise_ok = not geo.pointwise or isa in DIRECT_BEATS_POINTWISE
+    pointwise_ok = not geo.pointwise or isa in DIRECT_BEATS_GEMM
     if float32 and pointwise_ok and not small_multiplier and fits:
         layout = _direct_layout(pass_, geo, isa)
         if layout is not None:
@@ -190,9 +191,10 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
     ``isa``."""
     if isa == "baseline":
         return None
+    strided = geo.stride != (1, 1, 1)
     if pass_ == "weight":
-        if geo.stride != (1, 1, 1):
-            return "compact" if isa in STRIDED_WEIGHT_COMPACT else None
+        if strided:
+            return "compact" if isa in DIRECT_BEATS_GEMM else None
         if 2 * geo.out_per_group <= VECTOR_WIDTH[isa]:  # the grid's positions-in-lanes kernel
             return "direct"
         return "compact" if _grid_use(pass_, geo) < COMPACT_WEIGHT_MAX_GRID_USE else "direct"
@@ -201,13 +203,17 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
         channels, taps = geo.out_per_group, geo.in_per_group * kvol
     else:
         channels, taps = geo.in_per_group, geo.out_per_group * kvol
-    if channels >= COMPACT_MIN_VECTORS * VECTOR_WIDTH[isa]:
-        if geo.stride != (1, 1, 1):  # a forward: the grid needs the input split in phases
-            if taps >= COMPACT_MIN_TAPS and geo.in_per_group >= COMPACT_STRIDED_MIN_CHANNELS:
-                return "compact"
-        elif taps < COMPACT_MIN_TAPS:
+    wide = channels >= COMPACT_MIN_VECTORS * VECTOR_WIDTH[isa]
+    if strided:  # the grid needs the input (forward) or dx (data) split in phases
+        if (pass_ == "forward" and wide and taps >= COMPACT_MIN_TAPS
+                and geo.in_per_group >= COMPACT_STRIDED_MIN_CHANNELS):
+            return "compact"
+        if pass_ == "data" and isa not in DIRECT_BEATS_GEMM:
             return None
-        elif _grid_use(pass_, geo) < COMPACT_MAX_GRID_USE:
+    elif wide:
+        if taps < COMPACT_MIN_TAPS:
+            return None
+        if _grid_use(pass_, geo) < COMPACT_MAX_GRID_USE:
             return "compact"
     return "direct" if _grid_wins(pass_, geo, isa) else None
 

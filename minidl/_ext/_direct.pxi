@@ -18,10 +18,14 @@ percent on 56x56 images, up to 2x on 8x8 to 14x14 ones.
   into input phases: a stride-1 conv over more channels (see _split_phases).
 - backward-data (stride 1): this forward on dy with the weight flipped and its channel roles
   swapped.
+- backward-data (strided, dilation 1): one stride-1 backward-data per phase of dx (see
+  _data_phase_problems).
 - backward-weight (stride 1): dy transposed to (position, channel) so that a position's output
   channels are one vector; ``WT`` taps x 1-2 channel vectors accumulate outer products over a
   chunk of positions, per thread, summed at the end.  With fewer output channels than half a
   vector, the lanes hold positions instead (see _weight_positions).
+- the compact layout (any stride; see below): the real output positions only, SIMD over
+  output channels, for the forward, the stride-1 backward-data and the backward-weight.
 
 The kernels are C with GCC vector extensions (below) sized to the instruction set the compiler
 targets: 16-float vectors and 32 registers' worth of blocks in the AVX-512 module, 8-float
@@ -349,7 +353,7 @@ def _data_phase_problems(geo, w_shape) -> list:
         size = [ceil_div(ni - ri, si) for ni, ri, si in zip(inp, r, s)]
         after = [o - n - ci + kri - 1 for o, n, ci, kri in zip(out, size, c, kr)]
         reached = [n + min(0, af) for n, af in zip(size, after)]
-        if min(kr) == 0 or min(reached) <= 0:
+        if min(reached) <= 0:
             continue
         pads = tuple((ci, max(0, af)) for ci, af in zip(c, after))
         sub = geo.x_shape[:2] + tuple(reached)
@@ -599,7 +603,8 @@ _WEIGHT_CHUNK = 256
 
 def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int,
                     compact: bool = False) -> np.ndarray:
-    """dw (O, C/groups, *kernel) of a stride-1 float32 conv, from x and dy (N, O, *out).
+    """dw (O, C/groups, *kernel) of a float32 conv (stride 1; any stride with ``compact``),
+    from x and dy (N, O, *out).
 
     dw[o, t] = sum over grid positions q of dy^T[q, o] * x_pad[q + off[t]], with dy laid on
     the grid transposed, (position, channel), zeros at the positions that are not outputs
@@ -687,12 +692,6 @@ def _channel_blocks(Og: int) -> tuple:
     vectors = ceil_div(Og, VECTOR_WIDTH)
     blocks = ceil_div(vectors, MINIDL_MAX_CV)
     return ceil_div(vectors, blocks), blocks
-
-
-def compact_lane_use(Og: int) -> float:
-    """The fraction of the compact kernels' vector lanes that hold real output channels."""
-    cv, blocks = _channel_blocks(Og)
-    return Og / (cv * blocks * VECTOR_WIDTH)
 
 
 @lru_cache(maxsize=64)

@@ -14,6 +14,8 @@ so repeated calls with the same thread count give identical results.
 
 import numpy as np
 
+from minidl._geometry import conv_geometry
+
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
@@ -350,6 +352,15 @@ def backward_data(dy, w, geo, int nt):
     after = [e - a for e, a in zip(extent, geo.pad_after)]
     bufs = None
     if geo.stride == (1, 1, 1) and min(before) >= 0 and min(after) >= 0:
+        if geo.out_per_group == 1:
+            # one dy plane per dx plane: exactly this module's forward, of dy with the taps
+            # flipped (measured faster than the per-plane loop below on the depthwise bench
+            # case with AVX-512)
+            flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1, ::-1])
+            pads = tuple(zip(before, after))
+            data_geo = conv_geometry("conv3d", 3, dy.shape, w.shape, 1, pads, geo.dilation,
+                                     geo.groups)
+            return forward(dy, flipped, data_geo, nt)
         bufs = _plane_buffers(nt, geo.out_size, before, after, dy.dtype)
     _run_data(plan, dy.reshape(-1), w.reshape(-1), dx.reshape(-1), bufs, nt)
     return dx

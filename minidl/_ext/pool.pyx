@@ -21,7 +21,7 @@ import operator
 
 import numpy as np
 
-from minidl._geometry import int_tuple
+from minidl._geometry import _cached, int_tuple
 from minidl.runtime import get_num_threads
 
 cimport cython
@@ -409,7 +409,8 @@ def max_pool_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     ``stride=None`` means ``stride = kernel_size``.
     """
     x = _check_float_array(x, "x")
-    out, geom = _geometry(x.shape[2:], kernel_size, stride, padding, dilation, bool(ceil_mode))
+    out, geom = _cached(_geometry, x.shape[2:], kernel_size, stride, padding, dilation,
+                        bool(ceil_mode))
     shape = x.shape[:2] + out
     y = np.empty(shape, dtype=x.dtype)
     indices = np.empty(shape, dtype=np.int64)
@@ -459,7 +460,8 @@ def avg_pool_forward(
     """Average pooling of x (N, C, D, H, W). ``stride=None`` means ``stride = kernel_size``."""
     x = _check_float_array(x, "x")
     divisor = _check_divisor(divisor_override)
-    out, geom = _geometry(x.shape[2:], kernel_size, stride, padding, (1, 1, 1), bool(ceil_mode))
+    out, geom = _cached(_geometry, x.shape[2:], kernel_size, stride, padding, (1, 1, 1),
+                        bool(ceil_mode))
     y = np.empty(x.shape[:2] + out, dtype=x.dtype)
     if y.size == 0:
         return y
@@ -479,7 +481,8 @@ def avg_pool_backward(
     dy = _check_float_array(dy, "dy")
     size = _check_input_size(input_size, dy.shape)
     divisor = _check_divisor(divisor_override)
-    out, geom = _geometry(size, kernel_size, stride, padding, (1, 1, 1), bool(ceil_mode))
+    out, geom = _cached(_geometry, size, kernel_size, stride, padding, (1, 1, 1),
+                        bool(ceil_mode))
     if dy.shape[2:] != out:
         raise ValueError(
             f"dy shape {dy.shape} does not match the pooled output size {out} of an input "

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._ext import pool as _kernels
-from .._geometry import as_int, int_tuple
+from .._geometry import _cached, as_int, int_tuple
 from ..tensor import Tensor, _result
 
 IntOrTuple = int | Sequence[int]
@@ -93,8 +93,8 @@ def _to5d(x: np.ndarray, nd: int, unbatched: bool) -> np.ndarray:
 # ---- max pooling ---------------------------------------------------------------------------
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     x, unbatched = _check_input(op, input, nd)
-    k, s, p, d, _ = _geometry(op, x.shape[-nd:], kernel_size, stride, padding, dilation,
-                              bool(ceil_mode))
+    k, s, p, d, _ = _cached(_geometry, op, x.shape[-nd:], kernel_size, stride, padding,
+                            dilation, bool(ceil_mode))
     x5 = _to5d(x, nd, unbatched)
     y5, indices = _kernels.max_pool_forward(
         x5, _lift(k, 1), _lift(s, 1), _lift(p, 0), _lift(d, 1), bool(ceil_mode)
@@ -140,8 +140,8 @@ def max_pool3d(input: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple | None
 def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
     x, unbatched = _check_input(op, input, nd)
-    k, s, p, _, _ = _geometry(op, x.shape[-nd:], kernel_size, stride, padding, 1,
-                              bool(ceil_mode))
+    k, s, p, _, _ = _cached(_geometry, op, x.shape[-nd:], kernel_size, stride, padding, 1,
+                            bool(ceil_mode))
     if divisor_override is not None:
         divisor = as_int(divisor_override)
         if divisor is None:

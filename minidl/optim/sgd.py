@@ -77,3 +77,6 @@ class SGD(Optimizer):
             _kernels.sgd(data, grad, buf, lr=lr, momentum=momentum, dampening=dampening,
                          weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                          first=first)
+
+
+__all__ = ["SGD"]

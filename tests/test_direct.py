@@ -227,10 +227,10 @@ def test_modules_are_compiled_for_their_instruction_set():
         assert module.isa() == name
 
 
-@pytest.mark.parametrize("channels", [16, 2], ids=["channels_in_lanes", "positions_in_lanes"])
+@pytest.mark.parametrize("channels", [16, 2], ids=["16_channels", "2_channels"])
 def test_weight_is_deterministic(direct, compact, channels):
-    """Static scheduling: the same thread sums the same chunks every run (2 output channels:
-    under half of every vector width, the grid's positions-in-lanes kernel)."""
+    """Static scheduling: the same thread sums the same chunks every run (on the grid, 2
+    output channels are under half of every vector width: its positions-in-lanes kernel)."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 8, 1, 20, 20)).astype(np.float32)
     dy = rng.standard_normal((4, channels, 1, 18, 18)).astype(np.float32)

@@ -1,7 +1,8 @@
 # cython: language_level=3
-"""Helpers shared by the conv kernels (gemm.pyx, _depthwise.pxi, _direct.pxi): the geometry as
-a C struct, ceiling division, a tap's range of output positions, copying a plane into a
-zero-padded one.  All inline and nogil.
+"""Helpers shared by the kernels (gemm.pyx, _depthwise.pxi, _direct.pxi, norm.pyx,
+elementwise.pyx): the geometry as a C struct, ceiling division, a tap's range of output
+positions, copying a plane into a zero-padded one, float64 sums in partials.  All inline and
+nogil.
 
 Every kernel's work items run in image-major order on ``schedule="static"``: each thread gets
 one contiguous range of them, so a thread keeps working on the same images from one op to the
@@ -86,3 +87,22 @@ cdef inline object per_thread(int nt, Py_ssize_t n, object dtype, bint zero=Fals
     lines (false sharing slowed the small depthwise accumulators down)."""
     shape = (nt, n + 64)
     return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+
+
+cdef inline void add_partials(const floating* x, Py_ssize_t n, double* p) noexcept nogil:
+    """p[i % 8] += x[i] for i < n: a float64 sum kept as 8 interleaved partials, independent
+    adds that vectorize (one running sum waits on each add); combine_partials adds them."""
+    cdef Py_ssize_t i = 0
+    cdef int j
+    while i + 8 <= n:
+        for j in range(8):
+            p[j] += x[i + j]
+        i += 8
+    while i < n:
+        p[i % 8] += x[i]
+        i += 1
+
+
+cdef inline double combine_partials(const double* p) noexcept nogil:
+    """The sum of add_partials' 8 partials, in a fixed order."""
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))

@@ -319,7 +319,7 @@ def data_padding_fits(geo) -> bool:
         return min(before) >= 0 and min(after) >= 0
     if geo.dilation != (1, 1, 1):
         return False
-    return all(data_padding_fits(p[1]) for p in _data_phase_problems(geo, geo.w_shape))
+    return all(data_padding_fits(p[1]) for p in _data_phase_problems(geo))
 
 
 def _data_padding(geo) -> tuple:
@@ -336,7 +336,8 @@ def _data_padding(geo) -> tuple:
 # c before (and whatever makes its output dy's size after; a negative one means the phase's
 # last inputs get nothing: they stay zero).
 
-def _data_phase_problems(geo, w_shape) -> list:
+@lru_cache(maxsize=64)  # checked by the dispatcher and rebuilt by every call otherwise
+def _data_phase_problems(geo) -> tuple:
     """(slices of dx, stride-1 geometry, kernel slices of w) of every phase some tap reaches."""
     from minidl._geometry import conv_geometry
 
@@ -357,16 +358,17 @@ def _data_phase_problems(geo, w_shape) -> list:
             continue
         pads = tuple((ci, max(0, af)) for ci, af in zip(c, after))
         sub = geo.x_shape[:2] + tuple(reached)
-        geo_r = conv_geometry("conv3d", 3, sub, w_shape[:2] + tuple(kr), 1, pads, 1, geo.groups)
+        geo_r = conv_geometry("conv3d", 3, sub, geo.w_shape[:2] + tuple(kr), 1, pads, 1,
+                              geo.groups)
         dx_slices = tuple(slice(ri, ri + si * (n - 1) + 1, si)
                           for ri, si, n in zip(r, s, reached))
         problems.append((dx_slices, geo_r, tuple(slice(ai, None, si) for ai, si in zip(a, s))))
-    return problems
+    return tuple(problems)
 
 
 def _data_phases(dy, w, geo, nt, compact) -> np.ndarray:
     dx = np.zeros(geo.x_shape, np.float32)
-    for dx_slices, geo_r, taps in _data_phase_problems(geo, w.shape):
+    for dx_slices, geo_r, taps in _data_phase_problems(geo):
         assert geo_r.y_shape == dy.shape  # each phase's stride-1 conv outputs dy's size
         w_r = np.ascontiguousarray(w[(slice(None), slice(None)) + taps])
         dx[(slice(None), slice(None)) + dx_slices] = backward_data(dy, w_r, geo_r, nt, compact)

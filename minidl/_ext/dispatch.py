@@ -327,21 +327,17 @@ def _winograd_weight(x, dy, geo, nt):
                                             WINOGRAD_TILE, nt)
 
 
-def _compact(kernel):
-    def run(a, b, geo, nt):
-        return kernel(a, b, geo, nt, compact=True)
-    return run
-
-
 _FORWARD = {"gemm": gemm.forward, "pointwise": gemm.forward, "depthwise": depthwise.forward,
-            "direct": direct.forward, "compact": _compact(direct.forward),
+            "direct": direct.forward, "compact": functools.partial(direct.forward, compact=True),
             "winograd": _winograd_forward}
 _DATA = {"gemm": gemm.backward_data, "pointwise": gemm.backward_data,
          "depthwise": depthwise.backward_data, "direct": direct.backward_data,
-         "compact": _compact(direct.backward_data), "winograd": _winograd_data}
+         "compact": functools.partial(direct.backward_data, compact=True),
+         "winograd": _winograd_data}
 _WEIGHT = {"gemm": gemm.backward_weight, "pointwise": gemm.backward_weight,
            "depthwise": depthwise.backward_weight, "direct": direct.backward_weight,
-           "compact": _compact(direct.backward_weight), "winograd": _winograd_weight}
+           "compact": functools.partial(direct.backward_weight, compact=True),
+           "winograd": _winograd_weight}
 
 
 # ---- the three primitives ----------------------------------------------------------------------

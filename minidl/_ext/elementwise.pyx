@@ -15,6 +15,8 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange
 
+from minidl._ext._common cimport add_partials, combine_partials
+
 cdef extern from *:
     """
     #define MINIDL_RELU(T, NAME_F, NAME_B)                                                   \\
@@ -34,20 +36,6 @@ cdef extern from *:
     }
     MINIDL_RELU(float, minidl_relu_f32, minidl_relu_backward_f32)
     MINIDL_RELU(double, minidl_relu_f64, minidl_relu_backward_f64)
-
-    /* sum of x[0..n) in float64: 8 interleaved partial sums (they vectorize; one running sum
-       would wait on each add), combined in a fixed order */
-    #define MINIDL_SUM(T, NAME)                                                              \
-    static double NAME(const T* x, Py_ssize_t n) {                                          \
-        double p[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                            \
-        Py_ssize_t i = 0;                                                                    \
-        for (; i + 8 <= n; i += 8)                                                           \
-            for (int j = 0; j < 8; j++) p[j] += (double)x[i + j];                            \
-        for (; i < n; i++) p[0] += (double)x[i];                                             \
-        return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));           \
-    }
-    MINIDL_SUM(float, minidl_sum_f32)
-    MINIDL_SUM(double, minidl_sum_f64)
     """
     void minidl_relu_f32(const float* x, float* y, Py_ssize_t n) noexcept nogil
     void minidl_relu_f64(const double* x, double* y, Py_ssize_t n) noexcept nogil
@@ -55,8 +43,6 @@ cdef extern from *:
                                   Py_ssize_t n) noexcept nogil
     void minidl_relu_backward_f64(const double* g, const double* y, double* dx,
                                   Py_ssize_t n) noexcept nogil
-    double minidl_sum_f32(const float* x, Py_ssize_t n) noexcept nogil
-    double minidl_sum_f64(const double* x, Py_ssize_t n) noexcept nogil
 
 cdef Py_ssize_t CHUNK = 1 << 15
 CHUNK_ELEMENTS = CHUNK  # for the tests: arrays of up to one chunk stay on the calling thread
@@ -132,14 +118,13 @@ def channel_sums(const floating[:, :, ::1] g, int nt) -> np.ndarray:
     thread count)."""
     cdef Py_ssize_t N = g.shape[0], C = g.shape[1], plane = g.shape[2], item, n
     partial = np.zeros((N, C), np.float64)
-    cdef double[:, ::1] part = partial
+    partials = np.zeros((N * C, 8), np.float64)
+    cdef double[:, ::1] part = partial, p8 = partials
     if N * C * plane:
         for item in prange(N * C, nogil=True, schedule="static",
                            num_threads=nt if N * C * plane > CHUNK else 1):
-            if floating is float:
-                part[item // C, item % C] = minidl_sum_f32(&g[item // C, item % C, 0], plane)
-            else:
-                part[item // C, item % C] = minidl_sum_f64(&g[item // C, item % C, 0], plane)
+            add_partials(&g[item // C, item % C, 0], plane, &p8[item, 0])
+            part[item // C, item % C] = combine_partials(&p8[item, 0])
     sums = np.zeros(C, np.float64)
     for n in range(N):
         sums += partial[n]

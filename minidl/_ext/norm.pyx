@@ -15,17 +15,13 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
 
+from minidl._ext._common cimport add_partials, combine_partials
+
 cdef extern from *:
     """
-    /* Running float64 sums kept as 8 interleaved partials (p[8]): independent adds that
-       vectorize, where one running sum waits on each add; combined in a fixed order. */
+    /* float64 sums kept as 8 interleaved partials, as _common.pxd's add_partials, fused with
+       the element-wise work of the pass */
     #define MINIDL_NORM_SUMS(T, SUFFIX)                                                      \
-    static void minidl_add_##SUFFIX(const T* x, Py_ssize_t n, double* p) {                  \
-        Py_ssize_t i = 0;                                                                    \
-        for (; i + 8 <= n; i += 8)                                                           \
-            for (int j = 0; j < 8; j++) p[j] += (double)x[i + j];                            \
-        for (; i < n; i++) p[i % 8] += (double)x[i];                                         \
-    }                                                                                        \
     /* h = x - m (in T), p += h * h (in double) */                                          \
     static void minidl_center_##SUFFIX(const T* x, T* h, Py_ssize_t n, T m, double* p) {    \
         Py_ssize_t i = 0;                                                                    \
@@ -50,12 +46,7 @@ cdef extern from *:
     }
     MINIDL_NORM_SUMS(float, f32)
     MINIDL_NORM_SUMS(double, f64)
-    static double minidl_combine(const double* p) {
-        return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
-    }
     """
-    void minidl_add_f32(const float* x, Py_ssize_t n, double* p) noexcept nogil
-    void minidl_add_f64(const double* x, Py_ssize_t n, double* p) noexcept nogil
     void minidl_center_f32(const float* x, float* h, Py_ssize_t n, float m,
                            double* p) noexcept nogil
     void minidl_center_f64(const double* x, double* h, Py_ssize_t n, double m,
@@ -64,7 +55,6 @@ cdef extern from *:
                         double* q) noexcept nogil
     void minidl_dot_f64(const double* g, const double* h, Py_ssize_t n, double* p,
                         double* q) noexcept nogil
-    double minidl_combine(const double* p) noexcept nogil
 
 
 cdef void _forward_channels(const floating* x, floating* xhat, floating* y, double* mean,
@@ -81,12 +71,9 @@ cdef void _forward_channels(const floating* x, floating* xhat, floating* y, doub
     cdef floating inv, wc, bc
     for n in range(N):
         for c in range(c0, c1):
-            if floating is float:
-                minidl_add_f32(x + (n * C + c) * S, S, p + (c - c0) * 8)
-            else:
-                minidl_add_f64(x + (n * C + c) * S, S, p + (c - c0) * 8)
+            add_partials(x + (n * C + c) * S, S, p + (c - c0) * 8)
     for c in range(c0, c1):
-        mean[c] = minidl_combine(p + (c - c0) * 8) / count
+        mean[c] = combine_partials(p + (c - c0) * 8) / count
         p[(c - c0) * 8: (c - c0) * 8 + 8] = [0, 0, 0, 0, 0, 0, 0, 0]
     for n in range(N):
         for c in range(c0, c1):
@@ -97,7 +84,7 @@ cdef void _forward_channels(const floating* x, floating* xhat, floating* y, doub
                 minidl_center_f64(x + (n * C + c) * S, xhat + (n * C + c) * S, S, mean[c],
                                   p + (c - c0) * 8)
     for c in range(c0, c1):
-        var[c] = minidl_combine(p + (c - c0) * 8) / count  # biased
+        var[c] = combine_partials(p + (c - c0) * 8) / count  # biased
         invstd[c] = <floating> (1.0 / sqrt(var[c] + eps))
     for n in range(N):
         for c in range(c0, c1):
@@ -139,8 +126,8 @@ cdef void _backward_channels(const floating* g, const floating* xhat, const floa
                 minidl_dot_f64(g + (n * C + c) * S, xhat + (n * C + c) * S, S,
                                p + (c - c0) * 8, q + (c - c0) * 8)
     for c in range(c0, c1):
-        gb[c] = <floating> minidl_combine(p + (c - c0) * 8)
-        gw[c] = <floating> minidl_combine(q + (c - c0) * 8)
+        gb[c] = <floating> combine_partials(p + (c - c0) * 8)
+        gw[c] = <floating> combine_partials(q + (c - c0) * 8)
     if not want_gx:
         return
     for n in range(N):

@@ -1,9 +1,12 @@
 """The benchmark's pure parts: instruction-set paths and their environments, the report made
-from a fake results dict, and the main job's model, weights and data order. Nothing is timed."""
+from a fake results dict, and the main job's model, weights and data order. Nothing is timed
+but a few LeNet-5 steps of the busy-machine section (its structure and its busy process)."""
 
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 from dataclasses import asdict
 
@@ -11,7 +14,8 @@ import numpy as np
 import pytest
 
 import minidl
-from minidl.bench import isa_paths, machine, main_job, report, runner
+from minidl.bench import busy, isa_paths, lenet, machine, main_job, report, runner
+from minidl.bench.__main__ import parse_args
 from minidl.bench.cases import PASSES, case_by_name
 from minidl.bench.runner import Settings
 from minidl.bench.timing import QUICK_BUDGET
@@ -246,3 +250,125 @@ def test_main_job_reported_unavailable_without_its_parts(monkeypatch):
     monkeypatch.setattr(main_job, "unavailable_reason", lambda: "no examples here")
     assert runner.run_main_job(QUICK_BUDGET) == {"available": False,
                                                   "missing": ["no examples here"]}
+
+
+# ---- the busy machine ----------------------------------------------------------------------------
+FEW_STEPS = busy.Steps(warmup=2, timed=5)
+SHORT_SETTLE = 0.1  # seconds
+
+
+@pytest.fixture
+def busy_processes(monkeypatch):
+    """Every busy process the section starts (other subprocesses, such as platform's
+    ``uname``, are left out)."""
+    started, real_popen = [], subprocess.Popen
+
+    def popen(args, *rest, **kwargs):
+        proc = real_popen(args, *rest, **kwargs)
+        if busy.BUSY_CODE in args:
+            started.append(proc)
+        return proc
+
+    monkeypatch.setattr(busy.subprocess, "Popen", popen)
+    yield started
+    for proc in started:  # where a test failed because one was left running
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _children() -> set[int]:
+    """This process's child processes (zombies included), from /proc."""
+    children = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == os.getpid():
+                children.add(int(entry))
+    return children
+
+
+def _assert_killed_and_reaped(procs):
+    assert procs, "no busy process was started"
+    for proc in procs:
+        assert proc.returncode == -signal.SIGKILL  # it ran until it was killed, then was reaped
+    if os.path.isdir("/proc/self"):
+        assert not {p.pid for p in procs} & _children()
+
+
+def test_busy_section_times_both_frameworks_and_leaves_no_process(torch, busy_processes):
+    result = busy.run(Settings(threads=2), FEW_STEPS, settle_seconds=SHORT_SETTLE)
+    assert result["available"], result
+    _assert_killed_and_reaped(busy_processes)
+    assert len(busy_processes) == 2  # one per framework
+    assert result["steps"] == {"warmup": 2, "timed": 5} and result["threads"] == 2
+    assert set(result["frameworks"]) == {"minidl", "torch"}
+    for figures in result["frameworks"].values():
+        idle, loaded = figures["idle"], figures["busy"]
+        assert idle["reps"] == loaded["reps"] == 5
+        assert 0 < idle["median_ms"] <= idle["p90_ms"] <= idle["max_ms"]
+        assert 0 < loaded["median_ms"] <= loaded["p90_ms"] <= loaded["max_ms"]
+        assert figures["busy_median_ratio"] == pytest.approx(loaded["median_ms"]
+                                                              / idle["median_ms"])
+        assert figures["busy_p90_ratio"] == pytest.approx(loaded["p90_ms"] / idle["median_ms"])
+    assert result["passed"] == busy.meets_target(result["frameworks"]["minidl"])
+    text = report.busy_markdown(json.loads(json.dumps(result)))
+    assert "| framework | idle median | busy median | busy p90 | target | result |" in text
+    assert re.search(r"^\| minidl \| [\d.]+ ms \| [\d.]+ ms \([\d.]+x\) \|", text, re.MULTILINE)
+
+
+def test_the_busy_process_is_killed_when_a_step_fails(monkeypatch, busy_processes):
+    calls = []
+
+    def failing_step():  # fails in its busy phase, after the idle phase's steps
+        calls.append(1)
+        if len(calls) > FEW_STEPS.warmup + FEW_STEPS.timed:
+            raise FloatingPointError("step failed")
+
+    monkeypatch.setattr(lenet, "training_steps",
+                        lambda: {"minidl": lambda: None, "torch": failing_step})
+    monkeypatch.setattr(busy, "set_threads", lambda n: None)
+    result = busy.run(Settings(), FEW_STEPS, settle_seconds=SHORT_SETTLE)
+    assert result == {"available": False, "error": "FloatingPointError: step failed"}
+    assert len(busy_processes) == 2  # the second one was running when the step failed
+    _assert_killed_and_reaped(busy_processes)
+
+
+def busy_figures(idle, median, p90):
+    return {"idle": {"median_ms": idle}, "busy": {"median_ms": median, "p90_ms": p90},
+            "busy_median_ratio": median / idle, "busy_p90_ratio": p90 / idle}
+
+
+def test_busy_report_holds_minidl_to_the_target():
+    figures = {"minidl": busy_figures(4.0, 7.0, 11.0), "torch": busy_figures(5.0, 6.0, 20.0)}
+    assert busy.meets_target(figures["minidl"]) is False  # p90 2.75x > 2.5x
+    assert busy.meets_target(busy_figures(4.0, 8.0, 10.0))
+    results = {**fake_results(), "busy": {
+        "available": True, "minidl_isa": "avx512", "torch_cpu_capability": "AVX512",
+        "isa_caps": {"MINIDL_MAX_ISA": None}, "threads": 2, "batch": 64,
+        "steps": {"warmup": 20, "timed": 300}, "busy_command": "python -c 'while True: pass'",
+        "target": {"framework": "minidl", "busy_median_ratio": 2.0, "busy_p90_ratio": 2.5},
+        "frameworks": figures, "passed": False}}
+    section = report.markdown(results).split(report.BUSY_TITLE)[1]
+    assert "| minidl | 4.00 ms | 7.00 ms (1.75x) | 11.00 ms (2.75x) | median <= 2.0x, " \
+           "p90 <= 2.5x | **MISS** |" in section
+    assert "| PyTorch | 5.00 ms | 6.00 ms (1.20x) | 20.00 ms (4.00x) | - (comparison) | n/a |" \
+        in section
+    assert "minidl missed the target." in section and "not idle" not in section
+    figures["torch"]["idle"]["foreign_cpu_share"] = 0.5
+    assert "**PyTorch idle phase not idle** (others > 10%)" in report.busy_markdown(
+        results["busy"])
+    assert report.BUSY_TITLE not in report.markdown(fake_results())  # --no-busy
+
+
+def test_busy_report_when_unavailable():
+    text = report.busy_markdown({"available": False, "missing": ["minidl.nn.Linear"]})
+    assert "Not measured: unavailable: missing minidl.nn.Linear." in text
+
+
+def test_no_busy_flag():
+    assert parse_args([]).busy and not parse_args(["--no-busy"]).busy

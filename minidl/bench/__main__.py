@@ -1,5 +1,5 @@
-"""``python -m minidl.bench [--quick] [--isa NAME] [--threads N] [--out DIR]``: see
-:mod:`minidl.bench`."""
+"""``python -m minidl.bench [--quick] [--isa NAME] [--threads N] [--out DIR] [--no-busy]``:
+see :mod:`minidl.bench`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from minidl._ext import cpu
 from minidl.runtime import ISAS
 
-from . import report
+from . import busy, report
 from .cases import CASES
 from .isa_paths import run_paths, select_paths
 from .machine import cpu_model
@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         choices=[c.name for c in CASES],
                         help="only this conv shape (repeatable; LeNet, the main job and memory "
                              "still run)")
+    parser.add_argument("--busy", action=argparse.BooleanOptionalAction, default=True,
+                        help="time a LeNet-5 step idle and beside one busy process, once, on "
+                             "this process's instruction-set path (default: on)")
     return parser.parse_args(argv)
 
 
@@ -55,22 +58,25 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(str(error)) from None
     settings = Settings(threads=args.threads, quick=args.quick,
                         numpy_baseline=not args.quick if args.numpy is None else args.numpy,
-                        case_names=tuple(args.case))
+                        case_names=tuple(args.case), busy=args.busy)
     start = time.perf_counter()
     results = {
         "cpu_model": cpu_model(),
         "isa_supported": list(supported),
         "settings": {**asdict(settings), "budget": asdict(settings.budget)},
         "paths": run_paths(settings, paths, widest=supported[-1]),
-        "wall_seconds": time.perf_counter() - start,
     }
+    if settings.busy:
+        results["busy"] = busy.run(settings)
+    results["wall_seconds"] = time.perf_counter() - start
     print(report.markdown(results))
     json_path, pngs = report.write(results, args.out)
     log(f"wrote {json_path} and {', '.join(str(p) for p in pngs)} "
         f"({results['wall_seconds']:.0f} s)")
-    failed = [p["isa"] for p in results["paths"] if "error" in p]
+    failed = [f"{p['isa']} path" for p in results["paths"] if "error" in p]
+    failed += ["busy machine"] if "error" in results.get("busy", {}) else []
     if failed:
-        raise SystemExit(f"failed paths: {', '.join(failed)}")
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ PASS_LABEL = {"forward": "fwd", "backward": "bwd", "forward_backward": "fwd+bwd"
 # minidl's conv primitives (minidl._ext.dispatch), in the order a training step runs them
 PRIMITIVE_LABEL = {"forward": "fwd", "data": "data", "weight": "weight"}
 MAIN_JOB_LABEL = "main job epoch (examples/train_digits.py)"
+FRAMEWORK_LABEL = {"minidl": "minidl", "torch": "PyTorch"}
+BUSY_TITLE = "### LeNet-5 step beside one busy process"
 BUSY_SHARE = FULL_BUDGET.max_busy  # share of CPU time taken by others that makes a round "busy"
 
 
@@ -319,11 +321,80 @@ def path_markdown(path: dict[str, Any], cpu_model: str) -> str:
     return "\n\n".join(parts)
 
 
+def _busy_cell(figures: dict[str, Any], stat: str) -> str:
+    """A busy-phase figure (``stat``: median or p90) in ms and over the idle median:
+    ``7.00 ms (1.75x)``."""
+    return f"{figures['busy'][stat + '_ms']:.2f} ms ({figures[f'busy_{stat}_ratio']:.2f}x)"
+
+
+def busy_table(busy: dict[str, Any]) -> str:
+    """One row per framework: idle median, busy median and p90 (over the idle median)."""
+    target = busy["target"]
+    header = ["framework", "idle median", "busy median", "busy p90", "target", "result"]
+    body = []
+    for fw, figures in busy["frameworks"].items():
+        held = fw == target["framework"]
+        body.append([
+            FRAMEWORK_LABEL.get(fw, fw), f"{figures['idle']['median_ms']:.2f} ms",
+            _busy_cell(figures, "median"), _busy_cell(figures, "p90"),
+            (f"median <= {target['busy_median_ratio']}x, p90 <= {target['busy_p90_ratio']}x"
+             if held else "- (comparison)"),
+            _result_word(busy["passed"] if held else None),
+        ])
+    return _table(header, body)
+
+
+def _busy_lines(busy: dict[str, Any]) -> list[str]:
+    steps = busy["steps"]
+    shares = [
+        f"{FRAMEWORK_LABEL.get(fw, fw)} {_share(f['idle'])} / {_share(f['busy'])}"
+        for fw, f in busy["frameworks"].items()
+    ]
+    return [
+        f"Measured once, in this process: minidl kernels {busy['minidl_isa']} (caps: "
+        f"{describe_caps(busy['isa_caps'])}), PyTorch (ATen) CPU capability "
+        f"{busy['torch_cpu_capability']}; {busy['threads']} threads each; batch "
+        f"{busy['batch']}.",
+        f"Per framework: {steps['warmup']} warm-up steps, then {steps['timed']} steps timed one "
+        f"by one on the machine as it is (idle), then the same beside `{busy['busy_command']}` "
+        "(one core spinning); busy figures in ms and over the idle median.",
+        "Other processes' share of the machine's CPU time, idle / busy (the busy process "
+        f"counts): {', '.join(shares)}." + _disturbed_idle_note(busy),
+    ]
+
+
+def _disturbed_idle_note(busy: dict[str, Any]) -> str:
+    """Flag idle phases during which other processes were busy: their ratios understate."""
+    disturbed = [FRAMEWORK_LABEL.get(fw, fw) for fw, f in busy["frameworks"].items()
+                 if (f["idle"].get("foreign_cpu_share") or 0.0) > BUSY_SHARE]
+    if not disturbed:
+        return ""
+    return (f" **{' and '.join(disturbed)} idle phase not idle** (others > {BUSY_SHARE:.0%}): "
+            "its idle median is inflated and its ratios understate the slowdown.")
+
+
+def _share(phase: dict[str, Any]) -> str:
+    share = phase.get("foreign_cpu_share")
+    return "?" if share is None else f"{share:.0%}"
+
+
+def busy_markdown(busy: dict[str, Any]) -> str:
+    """The busy-machine section (:mod:`minidl.bench.busy`): setup, table, verdict."""
+    if not busy["available"]:
+        why = busy.get("error") or "unavailable: missing " + ", ".join(busy["missing"])
+        return f"{BUSY_TITLE}\n\nNot measured: {why}."
+    held = FRAMEWORK_LABEL.get(busy["target"]["framework"], busy["target"]["framework"])
+    met = f"{held} {'met' if busy['passed'] else 'missed'} the target."
+    return "\n\n".join([BUSY_TITLE, _bullets(_busy_lines(busy)), busy_table(busy), met])
+
+
 def markdown(results: dict[str, Any]) -> str:
     parts = ["## Convolution benchmark", _bullets(_general_lines(results))]
     if sum("run" in p for p in results["paths"]) > 1:
         parts += ["### All paths", overview_table(results)]
     parts += [path_markdown(p, results["cpu_model"]) for p in results["paths"]]
+    if "busy" in results:
+        parts.append(busy_markdown(results["busy"]))
     return "\n\n".join(parts) + "\n"
 
 

@@ -33,6 +33,7 @@ class Settings:
     quick: bool = False
     numpy_baseline: bool = True  # the CLI leaves it out of --quick runs
     case_names: tuple[str, ...] = ()  # empty: all
+    busy: bool = True  # the busy-machine section (minidl.bench.busy), run once by the CLI
 
     @property
     def budget(self) -> Budget:

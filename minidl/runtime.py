@@ -15,12 +15,19 @@ defaults to ``OMP_NUM_THREADS`` (its first entry) or else the usable cores;
 :func:`set_num_threads` changes it. This module owns the count: the dispatcher
 (``minidl._ext.dispatch``) hands it to the kernels.
 
-**Waiting threads spin (OpenMP's default, kept).** OpenMP threads that finish their share of
-a kernel spin for a while before they sleep. On a busy machine that spinning takes the core
-another process needs; ``OMP_WAIT_POLICY=passive`` makes them sleep at once, but then every
-parallel region pays a wake-up, and a small CNN's training step has dozens of short ones. Both
-were measured (README, "What importing minidl changes"); minidl keeps the default and leaves
-the choice to the user's environment.
+**Cores that other processes keep busy are left to them.** With ``n`` threads on ``n`` cores and
+another process busy on one of them, the thread that shares its core runs at half speed and
+every kernel waits for it, while the OpenMP threads that finished spin and take CPU time the
+other process wanted: a LeNet-5 step took nearly 3x its idle time. So the kernels run on
+:func:`threads_in_use` threads: :func:`get_num_threads`, less one for each core that other
+processes kept busy over the last tenth of a second (``/proc/stat``'s busy time of this
+process's cores, less this process's own CPU time; Linux only). The work is still split into
+:func:`get_num_threads` parts whose partial sums are added in a fixed order (the weight
+gradients; ``minidl/_ext/_common.pxd``), so fewer threads give the same bits. Waiting threads
+spin as OpenMP does by default (``OMP_WAIT_POLICY=passive`` made every parallel region pay a
+wake-up: a small CNN's step has dozens). ``MINIDL_SHARE_CORES=0`` turns the watch off; a thread
+count above the usable cores is taken as the user's choice and not watched. README, "What
+importing minidl changes", has the measurements.
 
 **The widest instruction set the CPU has.** The kernels whose speed is their vectors are built
 for several instruction sets (setup.py); :func:`isa` is the one in use: the widest that the CPU
@@ -44,6 +51,7 @@ import ctypes
 import importlib.util
 import operator
 import os
+import time
 
 from threadpoolctl import ThreadpoolController
 
@@ -59,6 +67,7 @@ __all__ = [
     "retaining_freed_memory",
     "set_num_threads",
     "show_config",
+    "threads_in_use",
 ]
 
 BLAS_THREADS = 1  # see the module docstring
@@ -108,6 +117,65 @@ def get_num_threads() -> int:
     return _num_threads
 
 
+def threads_in_use() -> int:
+    """Threads the kernels run on now: :func:`get_num_threads`, less the cores that other
+    processes keep busy (at least one; see the module doc)."""
+    n = _num_threads
+    if n == 1 or not _watch.enabled or n > _watch.cores:
+        return n
+    return max(1, min(n, _watch.free_cores()))
+
+
+class _CoreWatch:
+    """How many of this process's cores other processes left free, sampled from /proc/stat."""
+
+    # /proc/stat counts in clock ticks (10 ms): a tenth of a second on two cores is 20 of them,
+    # enough to tell a busy core (10 ticks) from noise
+    INTERVAL = 0.1
+
+    def __init__(self, enabled: bool) -> None:
+        self.cores = _usable_cores()
+        self._lines = self._cpu_lines()
+        self.enabled = enabled and self._lines is not None
+        self._tick = os.sysconf("SC_CLK_TCK") if self.enabled else 100
+        self._last: tuple[float, float, float] | None = None
+        self._free = self.cores
+
+    def _cpu_lines(self) -> frozenset[bytes] | None:
+        """The /proc/stat lines of the cores this process may run on (None: no /proc/stat)."""
+        try:
+            with open("/proc/stat", "rb") as f:
+                names = {line.split()[0] for line in f if line.startswith(b"cpu")}
+            cpus = sorted(os.sched_getaffinity(0))
+        except (OSError, AttributeError):
+            return None
+        lines = frozenset(b"cpu%d" % c for c in cpus)
+        return lines if lines <= names else None
+
+    def _busy_seconds(self) -> float:
+        """CPU seconds the watched cores spent busy (user, nice, system, irq, softirq)."""
+        ticks = 0
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                fields = line.split()
+                if fields and fields[0] in self._lines:
+                    ticks += sum(int(fields[i]) for i in (1, 2, 3, 6, 7))
+        return ticks / self._tick
+
+    def free_cores(self) -> int:
+        """Cores not kept busy by other processes over the last INTERVAL (rounded)."""
+        now = time.monotonic()
+        if self._last is not None and now - self._last[0] < self.INTERVAL:
+            return self._free
+        sample = (now, self._busy_seconds(), time.process_time())
+        if self._last is not None:
+            wall, busy, own = (b - a for a, b in zip(self._last, sample, strict=True))
+            others = max(0.0, busy - own) / wall
+            self._free = max(1, round(self.cores - others))
+        self._last = sample
+        return self._free
+
+
 # ---- instruction set ---------------------------------------------------------------------------
 ISAS = ("baseline", "avx2", "avx512")  # narrowest first
 
@@ -143,6 +211,8 @@ def show_config() -> dict[str, object]:
         "isa_supported_by_cpu": list(_cpu.supported()),
         "MINIDL_MAX_ISA": os.environ.get("MINIDL_MAX_ISA"),
         "threads": _num_threads,
+        "threads_in_use": threads_in_use(),
+        "share_cores": _watch.enabled,
         "blas": [
             {k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
             for lib in blas
@@ -197,6 +267,7 @@ def retaining_freed_memory() -> bool:
 import numpy  # noqa: E402, F401
 import scipy.linalg.cython_blas  # noqa: E402, F401
 
+_watch = _CoreWatch(os.environ.get("MINIDL_SHARE_CORES", "1") != "0")
 set_num_threads(default_num_threads())
 if os.environ.get("MINIDL_RETAIN_MEMORY", "1") != "0":
     retain_freed_memory()

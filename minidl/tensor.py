@@ -595,7 +595,7 @@ class Tensor(TensorOps, InplaceOps):
         if a.dtype != float32 and a.dtype != float64:
             out = np.maximum(a, 0)
             return _result(out, (self,), lambda g: (g * (out > 0),))
-        nt = runtime.get_num_threads()
+        nt = runtime.threads_in_use()
         out = _elementwise.relu_forward(np.ascontiguousarray(a).reshape(-1), nt).reshape(a.shape)
 
         def backward(g: np.ndarray) -> tuple[np.ndarray]:

@@ -106,7 +106,7 @@ def test_compact_weight_takes_any_stride(seed, direct):
     too (the grid needs stride 1)."""
     x_shape, w_shape, params = random_config(seed, strided=True)
     x, _, dy = _arrays(seed, x_shape, w_shape, params)
-    dw = direct.backward_weight(x, dy, conv.geometry(x_shape, w_shape, *params), 2, True)
+    dw = direct.backward_weight(x, dy, conv.geometry(x_shape, w_shape, *params), 2, 2, compact=True)
     expected = ref.conv_backward_weight(x, dy, w_shape[2:], *params)
     np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)
 
@@ -139,7 +139,8 @@ def test_strided_backward_data_by_phases(seed, direct, compact):
 def test_weight_matches_reference(seed, direct, compact):
     x_shape, w_shape, params = random_config(seed, strided=False)
     x, _, dy = _arrays(seed, x_shape, w_shape, params)
-    dw = direct.backward_weight(x, dy, conv.geometry(x_shape, w_shape, *params), 2, compact)
+    geo = conv.geometry(x_shape, w_shape, *params)
+    dw = direct.backward_weight(x, dy, geo, 2, 2, compact=compact)
     expected = ref.conv_backward_weight(x, dy, w_shape[2:], *params)
     assert dw.shape == expected.shape and dw.dtype == np.float32
     np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)
@@ -235,5 +236,5 @@ def test_weight_is_deterministic(direct, compact, channels):
     x = rng.standard_normal((4, 8, 1, 20, 20)).astype(np.float32)
     dy = rng.standard_normal((4, channels, 1, 18, 18)).astype(np.float32)
     geo = conv.geometry(x.shape, (channels, 8, 1, 3, 3), ONE, ONE, (0, 0, 0), (0, 0, 0), 1)
-    runs = [direct.backward_weight(x, dy, geo, 2, compact) for _ in range(5)]
+    runs = [direct.backward_weight(x, dy, geo, 2, 2, compact=compact) for _ in range(5)]
     assert all(np.array_equal(runs[0], r) for r in runs[1:])

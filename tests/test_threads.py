@@ -102,3 +102,130 @@ def test_repeated_calls_are_bit_identical(n_threads: int) -> None:
         for run in runs[1:]:
             for a, b in zip(runs[0], run):
                 np.testing.assert_array_equal(a, b)
+
+
+# ---- fewer threads in use than set: the same bits ---------------------------------------------
+from minidl._ext import dispatch  # noqa: E402
+from minidl._geometry import conv_geometry  # noqa: E402
+
+# (x shape, w shape, stride, padding, groups): geometries that reach every algorithm's kernels
+_CASES = {
+    "3x3_pad1": ((3, 8, 20, 20), (16, 8, 3, 3), 1, 1, 1),
+    "one_image": ((1, 8, 40, 40), (16, 8, 3, 3), 1, 1, 1),
+    "small_image": ((4, 16, 8, 8), (32, 16, 3, 3), 1, 1, 1),
+    "2_out_channels": ((4, 8, 20, 20), (2, 8, 3, 3), 1, 0, 1),
+    "stride_2": ((3, 8, 21, 21), (32, 8, 3, 3), 2, 1, 1),
+    "depthwise": ((3, 8, 20, 20), (8, 1, 3, 3), 1, 1, 8),
+    "pointwise": ((3, 16, 12, 12), (32, 16, 1, 1), 1, 0, 1),
+}
+_PASSES = {"forward": dispatch.conv_forward, "data": dispatch.conv_backward_data,
+           "weight": dispatch.conv_backward_weight}
+
+
+def _geometry(case: str):
+    x_shape, w_shape, stride, padding, groups = _CASES[case]
+    return conv_geometry("conv2d", 2, x_shape, w_shape, stride, padding, 1, groups)
+
+
+def _runs() -> list:
+    return [pytest.param(case, pass_, algorithm, dtype, id=f"{case}-{pass_}-{algorithm}-{dtype}")
+            for case in _CASES for pass_ in _PASSES for algorithm in dispatch.ALGORITHMS
+            for dtype in ("float32", "float64")
+            if dispatch.applicable(algorithm, pass_, _geometry(case), np.dtype(dtype))]
+
+
+class _Watch:
+    """Stands in for runtime's /proc/stat watch: `free` cores left by other processes."""
+
+    enabled = True
+    cores = 64
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+
+    def free_cores(self) -> int:
+        return self.free
+
+
+@pytest.mark.parametrize("case, pass_, algorithm, dtype", _runs())
+def test_fewer_threads_in_use_give_the_same_bits(monkeypatch, case, pass_, algorithm, dtype):
+    """The work is split into get_num_threads() parts whatever threads_in_use() is: a busy
+    machine takes threads away without changing a bit of any pass."""
+    geo = _geometry(case)
+    rng = np.random.default_rng(1)
+    first, second = {"forward": (geo.x_shape, geo.w_shape), "data": (geo.y_shape, geo.w_shape),
+                     "weight": (geo.x_shape, geo.y_shape)}[pass_]
+    a = rng.standard_normal(first).astype(dtype)
+    b = rng.standard_normal(second).astype(dtype)
+    threads.set_num_threads(3)
+    results = []
+    for free in (3, 2, 1):
+        monkeypatch.setattr(threads, "_watch", _Watch(free))
+        assert threads.threads_in_use() == free
+        results.append(_PASSES[pass_](a, b, geo, algorithm=algorithm))
+    for result in results[1:]:
+        np.testing.assert_array_equal(results[0], result)
+
+
+def test_a_training_step_repeats_exactly_on_fewer_threads(monkeypatch) -> None:
+    """Conv, bias, ReLU, BatchNorm, pooling, Linear, loss and Adam: the parameters after
+    three steps on 2 threads and with one of them taken away are the same bits."""
+    from minidl import nn
+
+    def train(free: int) -> list[np.ndarray]:
+        threads.set_num_threads(2)
+        monkeypatch.setattr(threads, "_watch", _Watch(free))
+        minidl.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(16 * 4 * 4, 10))
+        opt = minidl.optim.Adam(model.parameters(), lr=1e-3)
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            x = minidl.tensor(rng.standard_normal((16, 1, 12, 12), dtype=np.float32))
+            target = minidl.tensor(rng.integers(0, 10, 16))
+            opt.zero_grad()
+            F.cross_entropy(model(x), target).backward()
+            opt.step()
+        return [p.detach().numpy().copy() for p in model.parameters()]
+
+    for a, b in zip(train(2), train(1)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_threads_in_use_follow_the_free_cores(monkeypatch) -> None:
+    threads.set_num_threads(4)
+    for free, expected in ((8, 4), (4, 4), (3, 3), (1, 1)):
+        monkeypatch.setattr(threads, "_watch", _Watch(free))
+        assert threads.threads_in_use() == expected
+    assert threads.get_num_threads() == 4  # the user's setting is kept
+
+
+def _threads_seen_within(seconds: float, wanted: int) -> bool:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if threads.threads_in_use() == wanted:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.skipif(threads._usable_cores() < 2, reason="needs two cores to share one")
+def test_a_busy_process_takes_a_thread_away_and_gives_it_back() -> None:
+    """The real /proc/stat watch: one spinning process costs one thread, and its end gives the
+    thread back (the watch samples every tenth of a second)."""
+    import subprocess
+    import sys
+
+    assert threads._watch.enabled  # Linux with /proc/stat, MINIDL_SHARE_CORES unset
+    n = threads._usable_cores()
+    threads.set_num_threads(n)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        assert _threads_seen_within(3.0, n - 1)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert _threads_seen_within(3.0, n)

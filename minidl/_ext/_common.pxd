@@ -82,6 +82,15 @@ cdef inline void pad_plane(const floating* src, floating* dst, Py_ssize_t D, Py_
                    W * sizeof(floating))
 
 
+cdef inline Py_ssize_t part_start(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t part) noexcept nogil:
+    """First of the items of `part` when n items split into `parts` contiguous ranges.
+
+    A gradient that sums over items (the weight gradients) keeps one partial sum per range and
+    adds them in range order; `parts` is the thread count set by the user, and the threads that
+    run the ranges may be fewer (minidl/runtime.py), so the bits do not depend on them."""
+    return part * n // parts
+
+
 cdef inline object per_thread(int nt, Py_ssize_t n, object dtype, bint zero=False):
     """(nt, n + gap) buffer, one row per thread: the gap keeps threads off each other's cache
     lines (false sharing slowed the small depthwise accumulators down)."""

@@ -8,8 +8,8 @@ a shifted multiply-add over rows of the plane.  With stride 1 the plane is first
 into a per-thread buffer, where a tap is one long multiply-add over the whole padded grid.
 
 forward and backward-data compute whole output planes per item (any schedule gives the same
-bits); backward-weight sums per thread over a static schedule, then over the threads in order,
-so repeated calls with the same thread count give identical results.
+bits); backward-weight sums the planes of each of ``parts`` contiguous ranges of them, then
+the ranges in order (_common.pxd, part_start): the same bits on any number of threads.
 """
 
 import numpy as np
@@ -20,7 +20,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 
-from minidl._ext._common cimport Geom, geom_of, pad_plane, per_thread, tap_range
+from minidl._ext._common cimport Geom, geom_of, pad_plane, part_start, per_thread, tap_range
 
 
 cdef class _Plan:
@@ -310,19 +310,19 @@ def _run_data(_Plan plan, const floating[::1] dy, const floating[::1] w,
 
 
 def _run_weight(_Plan plan, const floating[::1] x, const floating[::1] dy,
-                      floating[:, ::1] dw_per_thread, floating[:, ::1] bufs, bint stride_one,
+                      floating[:, ::1] dw_per_part, floating[:, ::1] bufs, bint stride_one,
                       int nt):
     """bufs: per thread, an output row (strided) or a padded plane + grid (stride 1)."""
     cdef const Geom* g = &plan.g
-    cdef Py_ssize_t item
-    if stride_one:
-        for item in prange(g.N * g.O, nogil=True, num_threads=nt, schedule="static"):
-            depthwise_weight_plane_s1(g, &x[0], &dy[0], &dw_per_thread[threadid(), 0],
-                                      &bufs[threadid(), 0], item)
-    else:
-        for item in prange(g.N * g.O, nogil=True, num_threads=nt, schedule="static"):
-            depthwise_weight_plane(g, &x[0], &dy[0], &dw_per_thread[threadid(), 0],
-                                   &bufs[threadid(), 0], item)
+    cdef Py_ssize_t part, item, parts = dw_per_part.shape[0], n_items = g.N * g.O
+    for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):
+        for item in range(part_start(n_items, parts, part), part_start(n_items, parts, part + 1)):
+            if stride_one:
+                depthwise_weight_plane_s1(g, &x[0], &dy[0], &dw_per_part[part, 0],
+                                          &bufs[threadid(), 0], item)
+            else:
+                depthwise_weight_plane(g, &x[0], &dy[0], &dw_per_part[part, 0],
+                                       &bufs[threadid(), 0], item)
 
 
 
@@ -366,10 +366,11 @@ def backward_data(dy, w, geo, int nt):
     return dx
 
 
-def backward_weight(x, dy, geo, int nt):
-    """dw (O, 1, *kernel) of a depthwise conv from x and dy."""
+def backward_weight(x, dy, geo, int nt, int parts):
+    """dw (O, 1, *kernel) of a depthwise conv from x and dy, summed in `parts` partials on
+    `nt` threads."""
     cdef _Plan plan = _Plan(geo)
-    acc = per_thread(nt, plan.g.O * plan.g.K, x.dtype, zero=True)  # one dw accumulator per thread
+    acc = per_thread(parts, plan.g.O * plan.g.K, x.dtype, zero=True)  # one dw per part
     stride_one = geo.stride == (1, 1, 1)
     if stride_one:
         bufs = _plane_buffers(nt, geo.in_size, geo.pad_before, geo.pad_after, x.dtype)

@@ -43,7 +43,7 @@ import numpy as np
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy
 
-from minidl._ext._common cimport ceil_div, pad_plane
+from minidl._ext._common cimport ceil_div, pad_plane, part_start
 
 cdef extern from *:
     """
@@ -603,7 +603,7 @@ def _pack_weight(w, groups, Opad, width=_CB) -> np.ndarray:
 _WEIGHT_CHUNK = 256
 
 
-def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int,
+def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int, parts: int,
                     compact: bool = False) -> np.ndarray:
     """dw (O, C/groups, *kernel) of a float32 conv (stride 1; any stride with ``compact``),
     from x and dy (N, O, *out).
@@ -611,11 +611,13 @@ def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int,
     dw[o, t] = sum over grid positions q of dy^T[q, o] * x_pad[q + off[t]], with dy laid on
     the grid transposed, (position, channel), zeros at the positions that are not outputs
     (``compact``: over the real output positions only, dy^T without the zero rows).
-    Each thread accumulates its own dw^T; they are summed at the end."""
+    The work items split into ``parts`` contiguous ranges, each summed into its own dw^T, and
+    those are added in order (_common.pxd, part_start): the same bits on ``nt`` threads or
+    fewer."""
     if compact:
-        return _weight_compact(x, dy, geo, nt)
+        return _weight_compact(x, dy, geo, nt, parts)
     if 2 * geo.out_per_group <= VECTOR_WIDTH:  # channels would fill under half the lanes
-        return _weight_positions(x, dy, geo, nt)
+        return _weight_positions(x, dy, geo, nt, parts)
     kernel, dilation, groups = geo.kernel, geo.dilation, geo.groups
     pad_before, pad_after = geo.pad_before, geo.pad_after
     N, O = dy.shape[:2]
@@ -632,9 +634,9 @@ def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int,
     taps_pad = _round_up(g.taps, MINIDL_WT)
     off = np.zeros(taps_pad, np.intp)  # padding taps read x[q] into rows that are dropped
     off[: g.taps] = _tap_offsets(N, g.Cg, kernel, dilation, padded)
-    chunks = max(ceil_div(g.length, _WEIGHT_CHUNK), ceil_div(2 * nt, groups))
-    acc = np.zeros((nt, groups, taps_pad, Opad), np.float32)  # dw^T per thread
-    _run_weight(xp, off, dyt.reshape(-1), Opad, nv, acc.reshape(nt, -1), g,
+    chunks = max(ceil_div(g.length, _WEIGHT_CHUNK), ceil_div(2 * parts, groups))
+    acc = np.zeros((parts, groups, taps_pad, Opad), np.float32)  # dw^T per part
+    _run_weight(xp, off, dyt.reshape(-1), Opad, nv, acc.reshape(parts, -1), g,
                 ceil_div(g.length, chunks), nt)
     dw_t = acc.sum(axis=0)[:, : g.taps, : g.Og]
     return np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape((O, g.Cg) + tuple(kernel))
@@ -664,21 +666,21 @@ def _transpose_dy(const float[::1] dy, float[::1] dyt, Grid g, Py_ssize_t Opad, 
 cdef _run_weight(const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] dyt,
                  Py_ssize_t Opad, int nv, float[:, ::1] acc, Grid g, Py_ssize_t chunk,
                  int nt):
-    cdef Py_ssize_t item, grp, q0, ob, tb, taps_pad = off.shape[0]
+    cdef Py_ssize_t part, parts = acc.shape[0], item, grp, q0, ob, tb, taps_pad = off.shape[0]
     cdef Py_ssize_t chunks = (g.length + chunk - 1) // chunk, width = nv * MINIDL_VW
-    # static: the same items always land in the same thread accumulator, so dw is the same
-    # bit for bit from run to run (with a given thread count)
-    for item in prange(g.G * chunks, nogil=True, num_threads=nt, schedule="static"):
-        q0 = item % chunks * chunk
-        grp = item // chunks
-        for ob in range(Opad // width):
-            for tb in range(taps_pad // MINIDL_WT):
-                minidl_weight_block(
-                    &xp[grp * g.Cg * g.N * g.plane + q0], &off[tb * MINIDL_WT],
-                    &dyt[(grp * (g.N * g.plane + 1) + q0) * Opad + ob * width], Opad,
-                    min(chunk, g.length - q0),
-                    &acc[threadid(), (grp * taps_pad + tb * MINIDL_WT) * Opad + ob * width],
-                    Opad, nv)
+    cdef Py_ssize_t n_items = g.G * chunks
+    for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):
+        for item in range(part_start(n_items, parts, part), part_start(n_items, parts, part + 1)):
+            q0 = item % chunks * chunk
+            grp = item // chunks
+            for ob in range(Opad // width):
+                for tb in range(taps_pad // MINIDL_WT):
+                    minidl_weight_block(
+                        &xp[grp * g.Cg * g.N * g.plane + q0], &off[tb * MINIDL_WT],
+                        &dyt[(grp * (g.N * g.plane + 1) + q0) * Opad + ob * width], Opad,
+                        min(chunk, g.length - q0),
+                        &acc[part, (grp * taps_pad + tb * MINIDL_WT) * Opad + ob * width],
+                        Opad, nv)
 
 
 # ---- the compact layout: real output positions only, SIMD over output channels --------------
@@ -803,22 +805,24 @@ cdef _run_weight_list(const float[::1] xp, const Py_ssize_t[::1] pos,
                       const Py_ssize_t[::1] off, const float[::1] dyt, Py_ssize_t Opad,
                       int nv, float[:, ::1] acc, Py_ssize_t G, Py_ssize_t group_stride,
                       Py_ssize_t total, Py_ssize_t chunk, int nt):
-    cdef Py_ssize_t item, grp, p0, ob, tb, taps_pad = off.shape[0]
+    cdef Py_ssize_t part, parts = acc.shape[0], item, grp, p0, ob, tb, taps_pad = off.shape[0]
     cdef Py_ssize_t chunks = (total + chunk - 1) // chunk, width = nv * MINIDL_VW
-    # static, as _run_weight: bit-identical from run to run with a given thread count
-    for item in prange(G * chunks, nogil=True, num_threads=nt, schedule="static"):
-        p0 = item % chunks * chunk
-        grp = item // chunks
-        for ob in range(Opad // width):
-            for tb in range(taps_pad // MINIDL_WT):
-                minidl_weight_list_block(
-                    &xp[grp * group_stride], &pos[p0], &off[tb * MINIDL_WT],
-                    &dyt[(grp * total + p0) * Opad + ob * width], Opad, min(chunk, total - p0),
-                    &acc[threadid(), (grp * taps_pad + tb * MINIDL_WT) * Opad + ob * width],
-                    Opad, nv)
+    cdef Py_ssize_t n_items = G * chunks
+    for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):  # as _run_weight
+        for item in range(part_start(n_items, parts, part), part_start(n_items, parts, part + 1)):
+            p0 = item % chunks * chunk
+            grp = item // chunks
+            for ob in range(Opad // width):
+                for tb in range(taps_pad // MINIDL_WT):
+                    minidl_weight_list_block(
+                        &xp[grp * group_stride], &pos[p0], &off[tb * MINIDL_WT],
+                        &dyt[(grp * total + p0) * Opad + ob * width], Opad,
+                        min(chunk, total - p0),
+                        &acc[part, (grp * taps_pad + tb * MINIDL_WT) * Opad + ob * width],
+                        Opad, nv)
 
 
-def _weight_compact(x: np.ndarray, dy: np.ndarray, geo, nt: int) -> np.ndarray:
+def _weight_compact(x: np.ndarray, dy: np.ndarray, geo, nt: int, parts: int) -> np.ndarray:
     """backward_weight over the real output positions (any stride: a position is where its
     window starts)."""
     kernel, groups, out = geo.kernel, geo.groups, geo.out_size
@@ -834,11 +838,11 @@ def _weight_compact(x: np.ndarray, dy: np.ndarray, geo, nt: int) -> np.ndarray:
     taps = Cg * kernel[0] * kernel[1] * kernel[2]
     off = np.zeros(_round_up(taps, MINIDL_WT), np.intp)  # padding taps: rows that are dropped
     off[:taps] = _tap_offsets(N, Cg, kernel, geo.dilation, padded)
-    # chunks in a multiple of the thread count: every thread gets the same share
-    chunks = _round_up(ceil_div(N * P, _WEIGHT_CHUNK), nt)
-    acc = np.zeros((nt, groups, off.shape[0], Opad), np.float32)  # dw^T per thread
+    # chunks in a multiple of the parts: every part gets the same share
+    chunks = _round_up(ceil_div(N * P, _WEIGHT_CHUNK), parts)
+    acc = np.zeros((parts, groups, off.shape[0], Opad), np.float32)  # dw^T per part
     _run_weight_list(xp, _positions(N, padded, out, 1, geo.stride), off, dyt.reshape(-1),
-                     Opad, nv, acc.reshape(nt, -1), groups,
+                     Opad, nv, acc.reshape(parts, -1), groups,
                      Cg * N * padded[0] * padded[1] * padded[2], N * P, ceil_div(N * P, chunks),
                      nt)
     dw_t = acc.sum(axis=0)[:, :taps, :Og]
@@ -870,22 +874,24 @@ def _grid_dy(const float[::1] dy, float[::1] dyg, Grid g, Py_ssize_t L, int nt):
 
 cdef _run_weight_pv(const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] dyg,
                     Py_ssize_t L, float[:, ::1] acc, Grid g, Py_ssize_t taps_pad, int nt):
-    cdef Py_ssize_t item, grp, q0, ob, tb, chunks = (L + _PV_CHUNK - 1) // _PV_CHUNK
-    # static, as _run_weight: bit-identical from run to run with a given thread count
-    for item in prange(g.G * chunks, nogil=True, num_threads=nt, schedule="static"):
-        q0 = item % chunks * _PV_CHUNK
-        grp = item // chunks
-        for ob in range((g.Og + MINIDL_PV_O - 1) // MINIDL_PV_O):
-            for tb in range(taps_pad // MINIDL_PV_T):
-                minidl_weight_pv_block(
-                    &xp[grp * g.Cg * g.N * g.plane + q0], &off[tb * MINIDL_PV_T],
-                    &dyg[(grp * g.Og + ob * MINIDL_PV_O) * L + q0], L, min(_PV_CHUNK, L - q0),
-                    &acc[threadid(), (grp * g.Og + ob * MINIDL_PV_O) * taps_pad
-                         + tb * MINIDL_PV_T],
-                    taps_pad, min(MINIDL_PV_O, g.Og - ob * MINIDL_PV_O))
+    cdef Py_ssize_t part, parts = acc.shape[0], item, grp, q0, ob, tb
+    cdef Py_ssize_t chunks = (L + _PV_CHUNK - 1) // _PV_CHUNK, n_items = g.G * chunks
+    for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):  # as _run_weight
+        for item in range(part_start(n_items, parts, part), part_start(n_items, parts, part + 1)):
+            q0 = item % chunks * _PV_CHUNK
+            grp = item // chunks
+            for ob in range((g.Og + MINIDL_PV_O - 1) // MINIDL_PV_O):
+                for tb in range(taps_pad // MINIDL_PV_T):
+                    minidl_weight_pv_block(
+                        &xp[grp * g.Cg * g.N * g.plane + q0], &off[tb * MINIDL_PV_T],
+                        &dyg[(grp * g.Og + ob * MINIDL_PV_O) * L + q0], L,
+                        min(_PV_CHUNK, L - q0),
+                        &acc[part, (grp * g.Og + ob * MINIDL_PV_O) * taps_pad
+                             + tb * MINIDL_PV_T],
+                        taps_pad, min(MINIDL_PV_O, g.Og - ob * MINIDL_PV_O))
 
 
-def _weight_positions(x: np.ndarray, dy: np.ndarray, geo, nt: int) -> np.ndarray:
+def _weight_positions(x: np.ndarray, dy: np.ndarray, geo, nt: int, parts: int) -> np.ndarray:
     """backward_weight with the grid positions in the vector lanes."""
     kernel, groups = geo.kernel, geo.groups
     N, O = dy.shape[:2]
@@ -900,6 +906,6 @@ def _weight_positions(x: np.ndarray, dy: np.ndarray, geo, nt: int) -> np.ndarray
     taps_pad = _round_up(g.taps, MINIDL_PV_T)
     off = np.zeros(taps_pad, np.intp)  # padding taps read x[q] into columns that are dropped
     off[: g.taps] = _tap_offsets(N, g.Cg, kernel, geo.dilation, padded)
-    acc = np.zeros((nt, groups * g.Og, taps_pad), np.float32)  # dw per thread
-    _run_weight_pv(xp, off, dyg.reshape(-1), L, acc.reshape(nt, -1), g, taps_pad, nt)
+    acc = np.zeros((parts, groups * g.Og, taps_pad), np.float32)  # dw per part
+    _run_weight_pv(xp, off, dyg.reshape(-1), L, acc.reshape(parts, -1), g, taps_pad, nt)
     return np.ascontiguousarray(acc.sum(axis=0)[:, : g.taps]).reshape((O, g.Cg) + tuple(kernel))

@@ -312,27 +312,40 @@ def _pair(first, second):
 
 
 # ---- the algorithms' entry points, one signature each ----------------------------------------
-def _winograd_forward(x, w, geo, nt):
+def _winograd_forward(x, w, geo, nt, parts):
     return winograd.conv3x3_forward(x, w, geo.pad_before[1:], geo.pad_after[1:],
-                                    WINOGRAD_TILE, nt)
+                                    WINOGRAD_TILE, nt, parts)
 
 
-def _winograd_data(dy, w, geo, nt):
+def _winograd_data(dy, w, geo, nt, parts):
     return winograd.conv3x3_backward_data(dy, w, geo.in_size, geo.pad_before[1:],
-                                          geo.pad_after[1:], WINOGRAD_TILE, nt)
+                                          geo.pad_after[1:], WINOGRAD_TILE, nt, parts)
 
 
-def _winograd_weight(x, dy, geo, nt):
+def _winograd_weight(x, dy, geo, nt, parts):
     return winograd.conv3x3_backward_weight(x, dy, geo.pad_before[1:], geo.pad_after[1:],
-                                            WINOGRAD_TILE, nt)
+                                            WINOGRAD_TILE, nt, parts)
 
 
-_FORWARD = {"gemm": gemm.forward, "pointwise": gemm.forward, "depthwise": depthwise.forward,
-            "direct": direct.forward, "compact": functools.partial(direct.forward, compact=True),
+def _whole_outputs(kernel, **options):
+    """A forward or backward-data kernel that computes each output whole in one work item:
+    its bits do not depend on how the work is split, so it takes no `parts`."""
+    def run(a, b, geo, nt, parts):
+        return kernel(a, b, geo, nt, **options)
+    return run
+
+
+# Every entry point: (array, array, geo, nt, parts): run on nt threads, the work split as for
+# `parts` (minidl.get_num_threads()); nt = runtime.threads_in_use() may be fewer: the same bits.
+_FORWARD = {"gemm": gemm.forward, "pointwise": gemm.forward,
+            "depthwise": _whole_outputs(depthwise.forward),
+            "direct": _whole_outputs(direct.forward),
+            "compact": _whole_outputs(direct.forward, compact=True),
             "winograd": _winograd_forward}
 _DATA = {"gemm": gemm.backward_data, "pointwise": gemm.backward_data,
-         "depthwise": depthwise.backward_data, "direct": direct.backward_data,
-         "compact": functools.partial(direct.backward_data, compact=True),
+         "depthwise": _whole_outputs(depthwise.backward_data),
+         "direct": _whole_outputs(direct.backward_data),
+         "compact": _whole_outputs(direct.backward_data, compact=True),
          "winograd": _winograd_data}
 _WEIGHT = {"gemm": gemm.backward_weight, "pointwise": gemm.backward_weight,
            "depthwise": depthwise.backward_weight, "direct": direct.backward_weight,
@@ -348,7 +361,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, geo: ConvGeometry,
     if geo.x_shape[0] == 0:
         return np.empty(geo.y_shape, x.dtype)
     run = _FORWARD[_pick("forward", geo, x.dtype, algorithm)]
-    return run(x, w, geo, runtime.get_num_threads())
+    return run(x, w, geo, runtime.threads_in_use(), runtime.get_num_threads())
 
 
 def conv_backward_data(dy: np.ndarray, w: np.ndarray, geo: ConvGeometry,
@@ -360,14 +373,16 @@ def conv_backward_data(dy: np.ndarray, w: np.ndarray, geo: ConvGeometry,
     if geo.x_shape[0] == 0:
         return np.empty(geo.x_shape, dy.dtype)
     run = _DATA[_pick("data", geo, dy.dtype, algorithm)]
-    return run(dy, w, geo, runtime.get_num_threads())
+    return run(dy, w, geo, runtime.threads_in_use(), runtime.get_num_threads())
 
 
 def conv_backward_weight(x: np.ndarray, dy: np.ndarray, geo: ConvGeometry,
                          algorithm: str | None = None) -> np.ndarray:
-    """dw (O, C/groups, *k): the gradient of :func:`conv_forward` w.r.t. w."""
+    """dw (O, C/groups, *k): the gradient of :func:`conv_forward` w.r.t. w: a sum over the
+    images, in :func:`minidl.get_num_threads` parts added in order, run on
+    :func:`minidl.runtime.threads_in_use` threads (the same bits however many that is)."""
     x, dy = _pair(("x", x, geo.x_shape), ("dy", dy, geo.y_shape))
     if geo.x_shape[0] == 0:
         return np.zeros(geo.w_shape, x.dtype)
     run = _WEIGHT[_pick("weight", geo, x.dtype, algorithm)]
-    return run(x, dy, geo, runtime.get_num_threads())
+    return run(x, dy, geo, runtime.threads_in_use(), runtime.get_num_threads())

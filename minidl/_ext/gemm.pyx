@@ -21,9 +21,10 @@ for forward and backward-weight, (image, group, block of input channels) for bac
 single image still keeps every thread busy -- each thread with its own column buffer, and BLAS
 on one thread meanwhile so the two never oversubscribe the cores (one multi-threaded GEMM per
 image instead leaves im2col on one thread; OpenMP plus OpenBLAS threads both spin-waiting on
-the same cores is far slower: see minidl/runtime.py).  Backward-weight accumulates into one dw
-per thread over a static schedule and sums them in thread order at the end, so repeated calls
-with the same thread count give identical bits.
+the same cores is far slower: see minidl/runtime.py).  Backward-weight splits its items into
+``parts`` contiguous ranges (the thread count set by the user), accumulates one dw per range and
+sums them in range order at the end: the bits depend on ``parts`` only, not on how many threads
+run the ranges (``nt``, fewer when other processes keep cores busy: minidl/runtime.py).
 """
 
 import numpy as np
@@ -36,7 +37,7 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-from minidl._ext._common cimport Geom, ceil_div, geom_of, per_thread, tap_range
+from minidl._ext._common cimport Geom, ceil_div, geom_of, part_start, per_thread, tap_range
 
 # Bytes of column buffer per work item.  Forward / backward-weight unfold a tile that stays in
 # L2 with BLAS at its single-thread peak; backward-data wants wider GEMMs (n = channels * kvol)
@@ -249,13 +250,15 @@ def _run_forward(_Plan plan, const floating[::1] x, const floating[::1] w,
 
 
 def _run_weight(_Plan plan, const floating[::1] x, const floating[::1] dy,
-                 floating[:, ::1] dw_t_per_thread, floating[:, ::1] cols, Py_ssize_t rows,
+                 floating[:, ::1] dw_t_per_part, floating[:, ::1] cols, Py_ssize_t rows,
                  int nt):
     cdef const Geom* g = &plan.g
-    cdef Py_ssize_t item, n_items = g.N * g.G * ((g.R + rows - 1) // rows)
-    for item in prange(n_items, nogil=True, num_threads=nt, schedule="static"):
-        weight_tile(g, &x[0], &dy[0], &dw_t_per_thread[threadid(), 0], &cols[threadid(), 0],
-                    item, rows)
+    cdef Py_ssize_t part, item, parts = dw_t_per_part.shape[0]
+    cdef Py_ssize_t n_items = g.N * g.G * ((g.R + rows - 1) // rows)
+    for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):
+        for item in range(part_start(n_items, parts, part), part_start(n_items, parts, part + 1)):
+            weight_tile(g, &x[0], &dy[0], &dw_t_per_part[part, 0], &cols[threadid(), 0],
+                        item, rows)
 
 
 def _run_data(_Plan plan, const floating[::1] dy, const floating[::1] w,
@@ -271,39 +274,42 @@ def _run_data(_Plan plan, const floating[::1] dy, const floating[::1] w,
 # The three primitives (minidl._ext.dispatch checks the arrays against the geometry first)
 # --------------------------------------------------------------------------------------------
 
-def forward(x, w, geo, int nt):
-    """y (N, O, *out) = cross-correlation of x (N, C, D, H, W) with w (O, C/groups, *k)."""
+def forward(x, w, geo, int nt, int parts):
+    """y (N, O, *out) = cross-correlation of x (N, C, D, H, W) with w (O, C/groups, *k), in
+    tiles for `parts` threads (BLAS's bits depend on a product's shape) run on `nt`."""
     cdef _Plan plan = _Plan(geo)
     cdef const Geom* g = &plan.g
     y = np.empty(geo.y_shape, dtype=x.dtype)
-    rows = _tile(g.R, g.K * g.out[2] * x.itemsize, g.N * g.G, nt, _TILE_BYTES)
+    rows = _tile(g.R, g.K * g.out[2] * x.itemsize, g.N * g.G, parts, _TILE_BYTES)
     cols = per_thread(nt, 0 if g.pointwise else g.K * rows * g.out[2], x.dtype)
     with _single_threaded_blas():
         _run_forward(plan, x.reshape(-1), w.reshape(-1), y.reshape(-1), cols, rows, nt)
     return y
 
 
-def backward_data(dy, w, geo, int nt):
-    """dx (N, C, D, H, W): the gradient of forward w.r.t. x (= ConvTranspose forward).
+def backward_data(dy, w, geo, int nt, int parts):
+    """dx (N, C, D, H, W): the gradient of forward w.r.t. x (= ConvTranspose forward), in
+    blocks for `parts` threads run on `nt`.
 
     The input size may exceed the smallest one with this output size (ConvTranspose's
     output_padding); the extra positions only get contributions from taps that reach them."""
     cdef _Plan plan = _Plan(geo)
     cdef const Geom* g = &plan.g
     dx = np.empty(geo.x_shape, dtype=dy.dtype)
-    chans = _tile(g.Cg, g.kvol * g.P * dy.itemsize, g.N * g.G, nt, _BLOCK_BYTES)
+    chans = _tile(g.Cg, g.kvol * g.P * dy.itemsize, g.N * g.G, parts, _BLOCK_BYTES)
     cols = per_thread(nt, 0 if g.pointwise else chans * g.kvol * g.P, dy.dtype)
     with _single_threaded_blas():
         _run_data(plan, dy.reshape(-1), w.reshape(-1), dx.reshape(-1), cols, chans, nt)
     return dx
 
 
-def backward_weight(x, dy, geo, int nt):
-    """dw (O, C/groups, *k): the gradient of forward w.r.t. w."""
+def backward_weight(x, dy, geo, int nt, int parts):
+    """dw (O, C/groups, *k): the gradient of forward w.r.t. w, summed in `parts` partials
+    (the same bits on any number `nt` of threads)."""
     cdef _Plan plan = _Plan(geo)
     cdef const Geom* g = &plan.g
-    acc = per_thread(nt, g.O * g.K, x.dtype, zero=True)  # one dw^T accumulator per thread
-    rows = _tile(g.R, g.K * g.out[2] * x.itemsize, g.N * g.G, nt, _TILE_BYTES)
+    acc = per_thread(parts, g.O * g.K, x.dtype, zero=True)  # one dw^T accumulator per part
+    rows = _tile(g.R, g.K * g.out[2] * x.itemsize, g.N * g.G, parts, _TILE_BYTES)
     cols = per_thread(nt, 0 if g.pointwise else g.K * rows * g.out[2], x.dtype)
     with _single_threaded_blas():
         _run_weight(plan, x.reshape(-1), dy.reshape(-1), acc, cols, rows, nt)

@@ -199,7 +199,7 @@ def _adam(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1]
           floating neg_step, bint fused):
     cdef Py_ssize_t n = p.shape[0], c, i, chunks = (n + CHUNK - 1) // CHUNK
     cdef floating* vm = NULL if vmax is None else &vmax[0]
-    cdef int nt = runtime.get_num_threads() if chunks > 1 else 1
+    cdef int nt = runtime.threads_in_use() if chunks > 1 else 1
     for c in prange(chunks, nogil=True, num_threads=nt, schedule="static"):
         i = c * CHUNK
         if floating is float:
@@ -217,7 +217,7 @@ def _sgd(floating[::1] p, const floating[::1] g, floating[::1] buf, floating sig
          floating neg_lr, bint fused):
     cdef Py_ssize_t n = p.shape[0], c, i, chunks = (n + CHUNK - 1) // CHUNK
     cdef floating* b = NULL if buf is None else &buf[0]
-    cdef int nt = runtime.get_num_threads() if chunks > 1 else 1
+    cdef int nt = runtime.threads_in_use() if chunks > 1 else 1
     for c in prange(chunks, nogil=True, num_threads=nt, schedule="static"):
         i = c * CHUNK
         if floating is float:

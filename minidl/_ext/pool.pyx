@@ -22,7 +22,7 @@ import operator
 import numpy as np
 
 from minidl._geometry import _cached, int_tuple
-from minidl.runtime import get_num_threads
+from minidl.runtime import threads_in_use
 
 cimport cython
 from cython cimport floating
@@ -333,7 +333,7 @@ cdef void _max_forward(
     const floating[:, ::1] x, floating[:, ::1] y, int64_t[:, ::1] ind, Geometry g
 ):
     cdef Py_ssize_t plane
-    cdef int nt = get_num_threads()
+    cdef int nt = threads_in_use()
     cdef bint inside = (
         g.p_d == 0 and g.p_h == 0 and g.p_w == 0
         and g.dil_d == 1 and g.dil_h == 1 and g.dil_w == 1
@@ -355,7 +355,7 @@ cdef Py_ssize_t _max_backward(
     const floating[:, ::1] dy, const int64_t[:, ::1] ind, floating[:, ::1] dx
 ):
     cdef Py_ssize_t plane, bad = 0
-    cdef int nt = get_num_threads()
+    cdef int nt = threads_in_use()
     with nogil:
         for plane in prange(dy.shape[0], num_threads=nt, schedule="static"):
             bad += _max_backward_plane(
@@ -371,7 +371,7 @@ cdef void _avg_forward(
     bint count_include_pad, Py_ssize_t divisor_override,
 ):
     cdef Py_ssize_t plane
-    cdef int nt = get_num_threads()
+    cdef int nt = threads_in_use()
     with nogil:
         for plane in prange(x.shape[0], num_threads=nt, schedule="static"):
             _avg_forward_plane(
@@ -386,7 +386,7 @@ cdef void _avg_backward(
     bint count_include_pad, Py_ssize_t divisor_override,
 ):
     cdef Py_ssize_t plane
-    cdef int nt = get_num_threads()
+    cdef int nt = threads_in_use()
     with nogil:
         for plane in prange(dy.shape[0], num_threads=nt, schedule="static"):
             _avg_backward_plane(

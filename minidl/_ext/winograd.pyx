@@ -18,12 +18,13 @@ transforms themselves, which are vectorised over a block of tiles: every buffer 
 Backward-data is the same kernel (a 3x3 conv of dy with the flipped, in/out-swapped weight and
 padding 2 - p, hence pads 0..2).  Backward-weight is the gradient of the Winograd form itself:
 dU[xi] = sum over tiles of (A dy A^T)[xi] @ V[xi]^T (GEMMs reducing over tiles, one dU per
-thread), dw = G^T dU G.
+range of blocks), dw = G^T dU G.
 
 Work items are blocks of T consecutive tiles (numbered over the whole batch); each OpenMP
 thread has its own buffers and calls single-threaded BLAS (threadpoolctl), as in
-``minidl._ext.gemm``.  Backward-weight sums one dU per thread over a static schedule, so
-repeated calls with the same thread count give identical bits.
+``minidl._ext.gemm``.  Backward-weight splits the blocks into ``parts`` contiguous ranges, sums
+one dU per range and adds them in order (_common.pxd, part_start): the bits depend on ``parts``
+(the thread count set by the user), not on the threads that run them.
 
 Note: a NaN or Inf in a tile's input patch spreads to the whole m x m output tile (the input
 transform mixes the patch), where direct convolution confines it to its receptive field.
@@ -38,6 +39,7 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+from minidl._ext._common cimport part_start
 from minidl._ext.gemm import _single_threaded_blas
 from minidl._geometry import int_tuple
 from minidl.runtime import get_num_threads
@@ -314,10 +316,11 @@ def _run_weight(_Plan plan, const floating[::1] x, const floating[::1] dy,
                 floating[:, ::1] dU, floating[:, ::1] V, floating[:, ::1] Z,
                 floating[:, ::1] D, floating[:, ::1] E, int nt):
     cdef const WG* g = &plan.g
-    cdef Py_ssize_t item
-    for item in prange(g.nblk, nogil=True, num_threads=nt, schedule="static"):
-        weight_block(g, &x[0], &dy[0], &dU[threadid(), 0], &V[threadid(), 0],
-                     &Z[threadid(), 0], &D[threadid(), 0], &E[threadid(), 0], item)
+    cdef Py_ssize_t part, parts = dU.shape[0], item
+    for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):
+        for item in range(part_start(g.nblk, parts, part), part_start(g.nblk, parts, part + 1)):
+            weight_block(g, &x[0], &dy[0], &dU[part, 0], &V[threadid(), 0],
+                         &Z[threadid(), 0], &D[threadid(), 0], &E[threadid(), 0], item)
 
 
 def _run(_Plan plan, const floating[::1] x, const floating[::1] u, floating[::1] y,
@@ -386,14 +389,15 @@ def _output(x_shape, O, pad_before, pad_after):
     return oH, oW
 
 
-def _plan(x, O, oH, oW, pad_before, m, nt, block_bytes):
-    """Tiles per block: about block_bytes of V and M, at least nt blocks in all."""
+def _plan(x, O, oH, oW, pad_before, m, nt, block_bytes, parts):
+    """Tiles per block: about block_bytes of V and M, at least `parts` blocks in all; buffers
+    for `nt` threads."""
     N, C, H, W = x.shape
     a = m + 2
     total = N * -(-oH // m) * -(-oW // m)
     T = block_bytes // (a * a * (C + O) * x.itemsize)
     T = max(_MIN_TILES, min(_MAX_TILES, T) // 8 * 8)
-    T = min(T, -(-total // nt))
+    T = min(T, -(-total // parts))
     T = -(-total // -(-total // T))                # equal blocks
     plan = _Plan(N, C, O, H, W, oH, oW, pad_before[0], pad_before[1], m, T)
     bufs = [np.zeros((nt, a * a * (ch * T + 16) + 16), x.dtype) for ch in (C, O)]
@@ -401,7 +405,7 @@ def _plan(x, O, oH, oW, pad_before, m, nt, block_bytes):
     return plan, bufs
 
 
-def _forward(x, w, pad_before, pad_after, m, nt):
+def _forward(x, w, pad_before, pad_after, m, nt, parts):
     O = w.shape[0]
     if w.shape[1:] != (x.shape[1], 3, 3):
         raise ValueError(f"weight must be (O, {x.shape[1]}, 3, 3) for x {x.shape}, got {w.shape}")
@@ -411,27 +415,36 @@ def _forward(x, w, pad_before, pad_after, m, nt):
     y = np.empty((x.shape[0], O, oH, oW), x.dtype)
     if x.shape[0] == 0:
         return y
-    plan, (V, M, D, E) = _plan(x, O, oH, oW, pad_before, m, nt, _BLOCK_BYTES)
+    plan, (V, M, D, E) = _plan(x, O, oH, oW, pad_before, m, nt, _BLOCK_BYTES, parts)
     with _single_threaded_blas():  # numpy's BLAS too: its idle workers spin ~0.1 s
         u = transform_weight(w, m)
         _run(plan, x.reshape(-1), u.reshape(-1), y.reshape(-1), V, M, D, E, nt)
     return y
 
 
-def conv3x3_forward(x, w, pad_before, pad_after, tile=4, nt=None):
+def _threads(nt, parts):
+    """(nt, parts): the work split for `parts` threads (default: minidl.get_num_threads()),
+    run on nt <= parts of them (default: parts). The bits depend on parts only: the GEMMs'
+    shapes follow the blocks."""
+    parts = parts or get_num_threads()
+    return min(nt or parts, parts), parts
+
+
+def conv3x3_forward(x, w, pad_before, pad_after, tile=4, nt=None, parts=None):
     """y (N, O, oH, oW): cross-correlation of x (N, C, H, W) with w (O, C, 3, 3), stride 1.
 
-    pad_before / pad_after are (H, W) zero paddings in 0..2; tile is m of F(m x m, 3x3); nt
-    threads (default: minidl.get_num_threads()).  5-D (N, C, 1, H, W) arrays are accepted too and give a 5-D result.
+    pad_before / pad_after are (H, W) zero paddings in 0..2; tile is m of F(m x m, 3x3); nt,
+    parts: see _threads.  5-D (N, C, 1, H, W) arrays are accepted too and give a 5-D result.
     """
     five = np.ndim(x) == 5
     x, w = _as4d("x", x), _as4d("w", w)
     y = _forward(x, w, _pairs(pad_before, "pad_before"), _pairs(pad_after, "pad_after"),
-                 _tile(tile), nt or get_num_threads())
+                 _tile(tile), *_threads(nt, parts))
     return y[:, :, None] if five else y
 
 
-def conv3x3_backward_data(dy, w, input_size, pad_before, pad_after, tile=4, nt=None):
+def conv3x3_backward_data(dy, w, input_size, pad_before, pad_after, tile=4, nt=None,
+                          parts=None):
     """dx (N, C, H, W): gradient of conv3x3_forward w.r.t. x.
 
     A 3x3 conv of dy with the flipped, in/out-swapped weight and padding 2 - p per side.
@@ -452,13 +465,15 @@ def conv3x3_backward_data(dy, w, input_size, pad_before, pad_after, tile=4, nt=N
                          f"size {size} with pads {pb} / {pa}")
     wt = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     dx = _forward(dy, wt, (2 - pb[0], 2 - pb[1]), (2 - pa[0], 2 - pa[1]), _tile(tile),
-                  nt or get_num_threads())
+                  *_threads(nt, parts))
     return dx[:, :, None] if five else dx
 
 
-def conv3x3_backward_weight(x, dy, pad_before, pad_after, tile=2, nt=None):
+def conv3x3_backward_weight(x, dy, pad_before, pad_after, tile=2, nt=None, parts=None):
     """dw (O, C, 3, 3): gradient of conv3x3_forward w.r.t. w, as the gradient of its Winograd
     form: dU[xi] = sum over tiles of (A dy A^T)[xi] (B^T x B)[xi]^T, dw = G^T dU G.
+
+    Summed in one partial per block of the `parts` split, on nt threads (see _threads).
 
     5-D (N, C, 1, H, W) x and dy give a 5-D (O, C, 1, 3, 3) result.
     """
@@ -478,9 +493,9 @@ def conv3x3_backward_weight(x, dy, pad_before, pad_after, tile=2, nt=None):
     if N == 0:
         return np.zeros(shape, x.dtype)
     a = m + 2
-    nt = nt or get_num_threads()
-    plan, (V, Z, D, E) = _plan(x, O, oH, oW, pb, m, nt, _WEIGHT_BLOCK_BYTES)
-    dU = np.zeros((nt, a * a * O * C + 16), x.dtype)  # one accumulator per thread
+    nt, parts = _threads(nt, parts)
+    plan, (V, Z, D, E) = _plan(x, O, oH, oW, pb, m, nt, _WEIGHT_BLOCK_BYTES, parts)
+    dU = np.zeros((parts, a * a * O * C + 16), x.dtype)  # one accumulator per part
     with _single_threaded_blas():
         _run_weight(plan, x.reshape(-1), dy.reshape(-1), dU, V, Z, D, E, nt)
         du = dU[:, : a * a * O * C].sum(axis=0).reshape(a * a, O * C)

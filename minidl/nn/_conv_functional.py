@@ -66,7 +66,7 @@ def _bias_grad(g: np.ndarray, bias: Tensor | None) -> np.ndarray | None:
     if bias is None or not bias.requires_grad:
         return None
     g3 = np.ascontiguousarray(g).reshape(g.shape[0], g.shape[1], -1)
-    return elementwise.channel_sums(g3, runtime.get_num_threads())
+    return elementwise.channel_sums(g3, runtime.threads_in_use())
 
 
 def _add_bias(y: np.ndarray, bias: Tensor | None) -> None:
@@ -75,7 +75,7 @@ def _add_bias(y: np.ndarray, bias: Tensor | None) -> None:
         assert y.flags.c_contiguous  # kernel outputs are: the reshape below is a view
         b = np.ascontiguousarray(bias._data, dtype=y.dtype)
         elementwise.add_channel_bias(y.reshape(y.shape[0], y.shape[1], -1), b,
-                                     runtime.get_num_threads())
+                                     runtime.threads_in_use())
 
 
 def _node(out: np.ndarray, input: Tensor, weight: Tensor, bias: Tensor | None, backward):

@@ -24,13 +24,7 @@ cdef extern from *:
     /* no contraction of a product and a sum into an fma beyond the ones written out (PyTorch
        rounds p * decay before its addcdiv_, for one) */
     #pragma GCC optimize ("fp-contract=off")
-    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(_MSC_VER)
-    #define MINIDL_FMA_TARGET __attribute__((target("avx2,fma")))
-    #define MINIDL_HAS_FMA_TARGET 1
-    #else
-    #define MINIDL_FMA_TARGET
-    #define MINIDL_HAS_FMA_TARGET 0
-    #endif
+    #include "_targets.h"
 
     /* Adam (torch.optim.Adam, single tensor), per element:
          g = sign * g                       sign = -1 if maximize
@@ -97,16 +91,16 @@ cdef extern from *:
             }                                                                               \
         }                                                                                   \
     }
-    MINIDL_ADAM(float, fmaf, sqrtf, minidl_adam_f32_fma, MINIDL_FMA_TARGET)
-    MINIDL_ADAM(double, fma, sqrt, minidl_adam_f64_fma, MINIDL_FMA_TARGET)
+    MINIDL_ADAM(float, fmaf, sqrtf, minidl_adam_f32_fma, MINIDL_AVX2_TARGET)
+    MINIDL_ADAM(double, fma, sqrt, minidl_adam_f64_fma, MINIDL_AVX2_TARGET)
     MINIDL_ADAM(float, fmaf, sqrtf, minidl_adam_f32, )
     MINIDL_ADAM(double, fma, sqrt, minidl_adam_f64, )
-    MINIDL_SGD(float, fmaf, minidl_sgd_f32_fma, MINIDL_FMA_TARGET)
-    MINIDL_SGD(double, fma, minidl_sgd_f64_fma, MINIDL_FMA_TARGET)
+    MINIDL_SGD(float, fmaf, minidl_sgd_f32_fma, MINIDL_AVX2_TARGET)
+    MINIDL_SGD(double, fma, minidl_sgd_f64_fma, MINIDL_AVX2_TARGET)
     MINIDL_SGD(float, fmaf, minidl_sgd_f32, )
     MINIDL_SGD(double, fma, minidl_sgd_f64, )
     """
-    int MINIDL_HAS_FMA_TARGET
+    int MINIDL_HAS_AVX2_TARGET
     void minidl_adam_f32_fma(float* p, const float* g, float* m, float* v, float* vmax,
                              Py_ssize_t n, float sign, float decay, int l2, float wd, float w1,
                              float beta2, float c2, float bc2_sqrt, float eps,
@@ -190,7 +184,7 @@ def sgd(p: np.ndarray, g: np.ndarray, buf, *, lr: float, momentum: float, dampen
 def _fused() -> bool:
     """The loops compiled for FMA hardware, unless the instruction set in use is the
     baseline."""
-    return bool(MINIDL_HAS_FMA_TARGET) and runtime.isa() != "baseline"
+    return bool(MINIDL_HAS_AVX2_TARGET) and runtime.isa() != "baseline"
 
 
 def _adam(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,

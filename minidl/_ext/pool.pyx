@@ -32,48 +32,71 @@ from libc.stdint cimport int64_t
 
 cdef extern from *:
     """
+    #include <stdint.h>
+    #include <string.h>
     #include "_targets.h"
-    /* One tap of a max-pooling row: y[i], ind[i] = x[i * stride], first + i * stride where
-       that value is larger or NaN (PyTorch's rule: the first maximum, the last NaN). Selects
-       of loaded values, no branch: the loop vectorizes (in the AVX2 copy; the baseline's
-       SSE2 has no vector type for the mixed float / int64 lanes). A stride of 2 (2x2 pooling)
-       is its own loop so that the compiler sees it constant. */
-    #define MINIDL_MAX_TAP_LOOP(T, STRIDE)                                                  \
-        for (Py_ssize_t i = 0; i < n; i++) {                                                \
-            T val = x[i * (STRIDE)], maxval = y[i];                                         \
-            int64_t best = ind[i];                                                          \
-            int take = (val > maxval) | (val != val);                                       \
-            y[i] = take ? val : maxval;                                                     \
-            ind[i] = take ? first + i * (STRIDE) : best;                                    \
+    /* Max pooling of one plane whose windows all lie inside it (dilation 1, no padding),
+       PyTorch's rule: the first maximum, the last NaN. A row of outputs at a time, tap by
+       tap: each tap one pass over the row that selects with bit masks, no branch (a row's
+       tail, or a whole short row, runs outside the vector loop, where a conditional would be
+       a branch), a loop that vectorizes (16-byte vectors in the baseline copy, 32 in the
+       AVX2 one). A stride of 2 (2x2 pooling) is its own loop so that
+       the compiler sees it constant. in, out, k, s: (D, H, W) sizes, kernel and stride; U:
+       the unsigned integer of T's size. */
+    #define MINIDL_MAX_TAP_LOOP(T, U, STRIDE)                                               \
+        for (Py_ssize_t i = 0; i < out[2]; i++) {                                           \
+            T val = xt[i * (STRIDE)], maxval = yr[i];                                       \
+            U vb, mb;                                                                       \
+            memcpy(&vb, &val, sizeof vb);                                                   \
+            memcpy(&mb, &maxval, sizeof mb);                                                \
+            int64_t take = -(int64_t)((val > maxval) | (val != val));  /* all ones */      \
+            U bits = (vb & (U)take) | (mb & ~(U)take);                                      \
+            memcpy(&yr[i], &bits, sizeof bits);                                             \
+            ir[i] = ((first + i * (STRIDE)) & take) | (ir[i] & ~take);                      \
         }
-    #define MINIDL_MAX_TAP(T, NAME, ATTR)                                                   \
-    static ATTR void NAME(const T* __restrict x, Py_ssize_t stride, int64_t first,          \
-                          T* __restrict y, int64_t* __restrict ind, Py_ssize_t n)          \
+    #define MINIDL_MAX_PLANE(T, U, NAME, ATTR)                                              \
+    static ATTR void NAME(const T* __restrict x, T* __restrict y, int64_t* __restrict ind,  \
+                          const Py_ssize_t* in, const Py_ssize_t* out, const Py_ssize_t* k, \
+                          const Py_ssize_t* s)                                             \
     {                                                                                       \
-        if (stride == 2) { MINIDL_MAX_TAP_LOOP(T, 2) } else { MINIDL_MAX_TAP_LOOP(T, stride) }\
+        for (Py_ssize_t od = 0; od < out[0]; od++)                                          \
+        for (Py_ssize_t oh = 0; oh < out[1]; oh++) {                                        \
+            Py_ssize_t start = (od * s[0] * in[1] + oh * s[1]) * in[2];                     \
+            T* yr = y + (od * out[1] + oh) * out[2];                                        \
+            int64_t* ir = ind + (od * out[1] + oh) * out[2];                                \
+            for (Py_ssize_t i = 0; i < out[2]; i++) {  /* the first tap */                  \
+                yr[i] = x[start + i * s[2]];                                                \
+                ir[i] = start + i * s[2];                                                   \
+            }                                                                               \
+            for (Py_ssize_t zd = 0; zd < k[0]; zd++)                                        \
+            for (Py_ssize_t zh = 0; zh < k[1]; zh++)                                        \
+            for (Py_ssize_t zw = 0; zw < k[2]; zw++) {                                      \
+                if (zd == 0 && zh == 0 && zw == 0) continue;                                \
+                int64_t first = start + (zd * in[1] + zh) * in[2] + zw;                     \
+                const T* xt = x + first;                                                    \
+                if (s[2] == 2) { MINIDL_MAX_TAP_LOOP(T, U, 2) }                             \
+                else { MINIDL_MAX_TAP_LOOP(T, U, s[2]) }                                    \
+            }                                                                               \
+        }                                                                                   \
     }
-    MINIDL_MAX_TAP(float, minidl_max_tap_f32_avx2, MINIDL_AVX2_TARGET)
-    MINIDL_MAX_TAP(double, minidl_max_tap_f64_avx2, MINIDL_AVX2_TARGET)
-    MINIDL_MAX_TAP(float, minidl_max_tap_f32, )
-    MINIDL_MAX_TAP(double, minidl_max_tap_f64, )
+    MINIDL_MAX_PLANE(float, uint32_t, minidl_max_plane_f32_avx2, MINIDL_AVX2_TARGET)
+    MINIDL_MAX_PLANE(double, uint64_t, minidl_max_plane_f64_avx2, MINIDL_AVX2_TARGET)
+    MINIDL_MAX_PLANE(float, uint32_t, minidl_max_plane_f32, )
+    MINIDL_MAX_PLANE(double, uint64_t, minidl_max_plane_f64, )
     """
     int MINIDL_HAS_AVX2_TARGET
-    void minidl_max_tap_f32_avx2(const float* x, Py_ssize_t stride, int64_t first, float* y,
-                                 int64_t* ind, Py_ssize_t n) noexcept nogil
-    void minidl_max_tap_f64_avx2(const double* x, Py_ssize_t stride, int64_t first, double* y,
-                                 int64_t* ind, Py_ssize_t n) noexcept nogil
-    void minidl_max_tap_f32(const float* x, Py_ssize_t stride, int64_t first, float* y,
-                            int64_t* ind, Py_ssize_t n) noexcept nogil
-    void minidl_max_tap_f64(const double* x, Py_ssize_t stride, int64_t first, double* y,
-                            int64_t* ind, Py_ssize_t n) noexcept nogil
-
-
-cdef inline void _max_tap(const floating* x, Py_ssize_t stride, int64_t first, floating* y,
-                          int64_t* ind, Py_ssize_t n, bint avx2) noexcept nogil:
-    if floating is float:
-        (minidl_max_tap_f32_avx2 if avx2 else minidl_max_tap_f32)(x, stride, first, y, ind, n)
-    else:
-        (minidl_max_tap_f64_avx2 if avx2 else minidl_max_tap_f64)(x, stride, first, y, ind, n)
+    void minidl_max_plane_f32_avx2(const float* x, float* y, int64_t* ind,
+                                   const Py_ssize_t* in_, const Py_ssize_t* out,
+                                   const Py_ssize_t* k, const Py_ssize_t* s) noexcept nogil
+    void minidl_max_plane_f64_avx2(const double* x, double* y, int64_t* ind,
+                                   const Py_ssize_t* in_, const Py_ssize_t* out,
+                                   const Py_ssize_t* k, const Py_ssize_t* s) noexcept nogil
+    void minidl_max_plane_f32(const float* x, float* y, int64_t* ind, const Py_ssize_t* in_,
+                              const Py_ssize_t* out, const Py_ssize_t* k,
+                              const Py_ssize_t* s) noexcept nogil
+    void minidl_max_plane_f64(const double* x, double* y, int64_t* ind, const Py_ssize_t* in_,
+                              const Py_ssize_t* out, const Py_ssize_t* k,
+                              const Py_ssize_t* s) noexcept nogil
 
 
 def _triple(value, name):
@@ -254,29 +277,21 @@ cdef void _max_forward_inside_plane(
     const floating* x, floating* y, int64_t* ind, Geometry g, bint avx2
 ) noexcept nogil:
     """_max_forward_plane where every window lies inside the input with dilation 1 (no
-    padding; the common 2x2 stride 2), with the same first-max / last-NaN rule.
-
-    A row of outputs at a time, tap by tap: each tap is one pass of selects over the row, a
-    loop the compiler vectorizes. Window by window, every compare was a branch, and on random
-    data half of them were mispredicted (bench case: LeNet-5's first pooling)."""
-    cdef Py_ssize_t od, oh, ow, zd, zh, zw, start, tap_start
-    cdef floating* yrow
-    cdef int64_t* irow
-    for od in range(g.out_d):
-        for oh in range(g.out_h):
-            start = (od * g.s_d * g.in_h + oh * g.s_h) * g.in_w
-            yrow = y + (od * g.out_h + oh) * g.out_w
-            irow = ind + (od * g.out_h + oh) * g.out_w
-            for ow in range(g.out_w):  # the first tap
-                yrow[ow] = x[start + ow * g.s_w]
-                irow[ow] = start + ow * g.s_w
-            for zd in range(g.k_d):
-                for zh in range(g.k_h):
-                    for zw in range(g.k_w):
-                        if zd == 0 and zh == 0 and zw == 0:
-                            continue
-                        tap_start = start + (zd * g.in_h + zh) * g.in_w + zw
-                        _max_tap(x + tap_start, g.s_w, tap_start, yrow, irow, g.out_w, avx2)
+    padding; the common 2x2 stride 2), with the same first-max / last-NaN rule, in C above:
+    window by window every compare was a branch, and on random data half of them were
+    mispredicted (bench case: LeNet-5's first pooling)."""
+    cdef Py_ssize_t in_[3]
+    cdef Py_ssize_t out[3]
+    cdef Py_ssize_t k[3]
+    cdef Py_ssize_t s[3]
+    in_[:] = [g.in_d, g.in_h, g.in_w]
+    out[:] = [g.out_d, g.out_h, g.out_w]
+    k[:] = [g.k_d, g.k_h, g.k_w]
+    s[:] = [g.s_d, g.s_h, g.s_w]
+    if floating is float:
+        (minidl_max_plane_f32_avx2 if avx2 else minidl_max_plane_f32)(x, y, ind, in_, out, k, s)
+    else:
+        (minidl_max_plane_f64_avx2 if avx2 else minidl_max_plane_f64)(x, y, ind, in_, out, k, s)
 
 
 cdef Py_ssize_t _max_backward_plane(

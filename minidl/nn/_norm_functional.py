@@ -81,7 +81,7 @@ def batch_norm(
             )
         x3 = np.ascontiguousarray(x).reshape(x.shape[0], channels, -1)
         y3, xhat3, mean, var, invstd = _kernels.batch_norm_train_forward(
-            x3, w, b, float(eps), runtime.threads_in_use()
+            x3, w, b, float(eps), runtime.threads_in_use(), runtime.get_num_threads()
         )
         xhat = xhat3.reshape(x.shape)
         if rm is not None or rv is not None:
@@ -116,7 +116,8 @@ def batch_norm(
         if training:
             g3 = np.ascontiguousarray(g, dtype=x.dtype).reshape(xhat3.shape)
             gx, gb, gw = _kernels.batch_norm_train_backward(
-                g3, xhat3, scale, input.requires_grad, runtime.threads_in_use()
+                g3, xhat3, scale, input.requires_grad, runtime.threads_in_use(),
+                runtime.get_num_threads()
             )
             gx = None if gx is None else gx.reshape(x.shape)
         else:

@@ -203,15 +203,18 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     small = conv.geometry((32, 32, 1, 6, 6), (64, 32, 1, 3, 3), ONE, ONE, zero, zero, 1)
     assert [dispatch.choose(p, small, np.float32) for p in dispatch.PASSES] == ["compact"] * 3
     # ResNet 64@56: 93% of the padded plane are outputs, the grid; CIFAR's first conv, 3 input
-    # channels x 3x3 (27 taps): the GEMM forward
+    # channels x 3x3 (27 taps, too few for the compact layout), 1024 outputs on a 34x34 plane
+    # (89%): the grid for the forward and the weight gradient; the digits' first conv (9 taps,
+    # 36 outputs on an 8x8 plane): the GEMM forward
     pad = (0, 1, 1)
     large = conv.geometry((2, 64, 1, 56, 56), (64, 64, 1, 3, 3), ONE, ONE, pad, pad, 1)
     if runtime.isa() == "avx512":
         assert dispatch.choose("forward", large, np.float32) == "direct"
     few_taps = conv.geometry((2, 3, 1, 32, 32), (32, 3, 1, 3, 3), ONE, ONE, pad, pad, 1)
-    assert dispatch.choose("forward", few_taps, np.float32) == "gemm"
-    # ... and its weight gradient on the grid: 1024 outputs on a 34x34 plane (89%)
+    assert dispatch.choose("forward", few_taps, np.float32) == "direct"
     assert dispatch.choose("weight", few_taps, np.float32) == "direct"
+    digits1 = conv.geometry((2, 1, 1, 8, 8), (32, 1, 1, 3, 3), ONE, ONE, zero, zero, 1)
+    assert dispatch.choose("forward", digits1, np.float32) == "gemm"
     # LeNet's first conv, 6 output channels: with AVX-512 (16 lanes) the grid's
     # positions-in-lanes weight kernel, with AVX2 (8 lanes) the compact one (784 of 1024)
     pad = (0, 2, 2)

@@ -84,8 +84,8 @@ DIRECT_BEATS_WINOGRAD = ("avx512",)
 # group) fill this many vectors and whose outputs are less than COMPACT_MAX_GRID_USE of the
 # padded plane (digits 16->32 @8x8: 64%, main-job conv2 @6x6: 44%, ResNet 256@14: 77%; the grid
 # wins at ResNet 64@56: 93%, conv3d: 83%), with at least COMPACT_MIN_TAPS taps per output
-# (the digits' first conv, 9 taps, and CIFAR's, 27, spend their time storing outputs: the GEMM
-# is faster there). It serves the backward-weight (dy without the zero rows of the grid) of
+# (with fewer, it spends its time storing outputs: the digits' first conv, 9 taps on 56% of
+# its plane, stays on the GEMM; CIFAR's, 27 taps on 89%, goes to the grid). It serves the backward-weight (dy without the zero rows of the grid) of
 # convs whose outputs are less than COMPACT_WEIGHT_MAX_GRID_USE of the padded plane (conv3d:
 # 83%; the grid wins on CIFAR's first conv, 89%, and ResNet 64@56), unless the output
 # channels fill under half a vector: the grid's kernel with positions in the lanes serves
@@ -210,11 +210,8 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
             return "compact"
         if pass_ == "data" and isa not in DIRECT_BEATS_GEMM:
             return None
-    elif wide:
-        if taps < COMPACT_MIN_TAPS:
-            return None
-        if _grid_use(pass_, geo) < COMPACT_MAX_GRID_USE:
-            return "compact"
+    elif wide and _grid_use(pass_, geo) < COMPACT_MAX_GRID_USE:
+        return "compact" if taps >= COMPACT_MIN_TAPS else None
     return "direct" if _grid_wins(pass_, geo, isa) else None
 
 

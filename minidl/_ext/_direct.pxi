@@ -81,24 +81,43 @@ cdef extern from *:
     /* aligned(4): loads at any float offset */
     typedef float minidl_vf __attribute__((vector_size(4 * MINIDL_VW), aligned(4)));
 
-    /* forward: out[j * ldo + i] = sum over taps t of w[t * CB + j] * x[off[t] + i]
-       for j < CB output channels and i < VW * NV positions. */
-    static void minidl_direct_block(const float* x, const Py_ssize_t* off, const float* w,
-                                    Py_ssize_t taps, float* out, Py_ssize_t ldo)
+    /* forward: out[j * ldo + i] = sum over taps t of w[t * cb + j] * x[off[t] + i]
+       for j < cb output channels (up to CB) and i < VW * NV positions. */
+    static inline __attribute__((always_inline)) void
+    minidl_direct_kernel(const float* x, const Py_ssize_t* off, const float* w,
+                         Py_ssize_t taps, float* out, Py_ssize_t ldo, const int cb)
     {
         minidl_vf acc[MINIDL_CB][MINIDL_NV] = {{{0}}};
         for (Py_ssize_t t = 0; t < taps; t++) {
             const float* xt = x + off[t];
             minidl_vf xv[MINIDL_NV];
             for (int v = 0; v < MINIDL_NV; v++) xv[v] = *(const minidl_vf*)(xt + MINIDL_VW * v);
-            for (int j = 0; j < MINIDL_CB; j++) {
-                float s = w[t * MINIDL_CB + j];
+            for (int j = 0; j < cb; j++) {
+                float s = w[t * cb + j];
                 for (int v = 0; v < MINIDL_NV; v++) acc[j][v] += s * xv[v];
             }
         }
-        for (int j = 0; j < MINIDL_CB; j++)
+        for (int j = 0; j < cb; j++)
             for (int v = 0; v < MINIDL_NV; v++)
                 *(minidl_vf*)(out + j * ldo + MINIDL_VW * v) = acc[j][v];
+    }
+    /* one instance per channel count: fewer channels than CB (LeNet's 6) leave no
+       accumulator idle */
+    static void minidl_direct_block(const float* x, const Py_ssize_t* off, const float* w,
+                                    Py_ssize_t taps, float* out, Py_ssize_t ldo, int cb)
+    {
+        switch (cb) {
+        case 1: minidl_direct_kernel(x, off, w, taps, out, ldo, 1); break;
+        case 2: minidl_direct_kernel(x, off, w, taps, out, ldo, 2); break;
+        case 3: minidl_direct_kernel(x, off, w, taps, out, ldo, 3); break;
+    #if MINIDL_CB > 4
+        case 4: minidl_direct_kernel(x, off, w, taps, out, ldo, 4); break;
+        case 5: minidl_direct_kernel(x, off, w, taps, out, ldo, 5); break;
+        case 6: minidl_direct_kernel(x, off, w, taps, out, ldo, 6); break;
+        case 7: minidl_direct_kernel(x, off, w, taps, out, ldo, 7); break;
+    #endif
+        default: minidl_direct_kernel(x, off, w, taps, out, ldo, MINIDL_CB); break;
+        }
     }
 
     /* backward-weight: dw[u * ldw + v * VW + lane] +=
@@ -256,7 +275,7 @@ cdef extern from *:
     enum: MINIDL_BLOCK
     enum: MINIDL_WT
     void minidl_direct_block(const float* x, const Py_ssize_t* off, const float* w,
-                             Py_ssize_t taps, float* out, Py_ssize_t ldo) noexcept nogil
+                             Py_ssize_t taps, float* out, Py_ssize_t ldo, int cb) noexcept nogil
     void minidl_weight_block(const float* x, const Py_ssize_t* off, const float* dyt,
                              Py_ssize_t ldd, Py_ssize_t n, float* dw, Py_ssize_t ldw,
                              int nv) noexcept nogil
@@ -275,7 +294,6 @@ cdef extern from *:
 
 VECTOR_WIDTH = MINIDL_VW  # floats per SIMD vector in this build
 _BLOCK = MINIDL_BLOCK  # output positions per kernel call
-_CB = MINIDL_CB
 
 
 def isa() -> str:
@@ -439,7 +457,8 @@ def _flip_swap(w, groups) -> np.ndarray:
 
 
 cdef struct Grid:
-    Py_ssize_t N, C, G, Cg, Og, Opad    # Opad: Og rounded up to CB
+    Py_ssize_t N, C, G, Cg, Og, Opad    # Opad: Og rounded up to cb
+    Py_ssize_t cb                       # output channels per kernel call (at most CB)
     Py_ssize_t plane                    # Dp * Hp * Wp, one padded input plane
     Py_ssize_t Hp, Wp, oD, oH, oW, P    # P = oD * oH * oW
     Py_ssize_t taps                     # Cg * kvol
@@ -463,7 +482,8 @@ cdef Grid make_grid(x_shape, O, kernel, padded, out, groups):
     N, C = x_shape[:2]
     cdef Grid g
     g.N, g.C, g.G, g.Cg, g.Og = N, C, groups, C // groups, O // groups
-    g.Opad = (g.Og + MINIDL_CB - 1) // MINIDL_CB * MINIDL_CB
+    g.cb = ceil_div(g.Og, ceil_div(g.Og, MINIDL_CB))  # equal blocks: 12 as 6 + 6, not 8 + 4
+    g.Opad = ceil_div(g.Og, g.cb) * g.cb
     g.Hp, g.Wp = padded[1], padded[2]
     g.plane = padded[0] * padded[1] * padded[2]
     g.oD, g.oH, g.oW = out
@@ -529,10 +549,9 @@ cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, c
     cdef const float* w = wp + grp * g.Opad * g.taps
     cdef const float* src
     cdef float* dst
-    for ob in range(g.Opad // MINIDL_CB):
-        minidl_direct_block(xp + grp * g.Cg * g.N * g.plane + q0, off,
-                            w + ob * MINIDL_CB * g.taps, g.taps,
-                            tile + ob * MINIDL_CB * MINIDL_BLOCK, MINIDL_BLOCK)
+    for ob in range(g.Opad // g.cb):
+        minidl_direct_block(xp + grp * g.Cg * g.N * g.plane + q0, off, w + ob * g.cb * g.taps,
+                            g.taps, tile + ob * g.cb * MINIDL_BLOCK, MINIDL_BLOCK, g.cb)
     # copy the real outputs out, one grid row segment at a time (contiguous in the tile and in
     # y); grid coordinates are stepped along, not divided out per position
     n = q0 // g.plane
@@ -580,12 +599,12 @@ def _forward1(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after, gro
     y = np.empty((N, O) + out, np.float32)
     xp = _padded_input(x, padded, pad_before, nt)
     off = _tap_offsets(N, g.Cg, w.shape[2:], dilation, padded)
-    _run_forward(g, xp, off, _pack_weight(w, groups, g.Opad), y.reshape(-1),
+    _run_forward(g, xp, off, _pack_weight(w, groups, g.Opad, g.cb), y.reshape(-1),
                  np.empty((nt, g.Opad * _BLOCK), np.float32), nt)
     return y
 
 
-def _pack_weight(w, groups, Opad, width=_CB) -> np.ndarray:
+def _pack_weight(w, groups, Opad, width) -> np.ndarray:
     """w (O, Cg, k...) as (groups, Opad / width, taps, width): the ``width`` weights of a tap
     side by side, output channels padded with zeros to Opad, a multiple of width."""
     O = w.shape[0]

@@ -65,18 +65,16 @@ WINOGRAD_MIN_OUTPUT = 8
 # F(2x2, 3x3): as precise as the GEMM in float32. F(4x4, 3x3) is faster but its float32 error
 # is ~20x the GEMM's, beyond the parity tolerances: opt-in only (winograd.conv3x3_* tile=4).
 WINOGRAD_TILE = 2
-# The direct backward-data computes output channels in blocks: with fewer input channels per
-# group than this the GEMM is as fast (bench case: LeNet conv1's backward).
+# The strided backward-data runs phase by phase on the grid from this many input channels per
+# group on: with fewer the GEMM is faster (bench case: the ResNet stem's 3).
 DIRECT_DATA_MIN_CHANNELS = 4
 # Where the direct kernels are the default (float32, not pointwise, not small-multiplier
 # depthwise), per instruction set (bench cases, each path against PyTorch capped the same way):
 # - avx512: every pass where they apply; they also beat Winograd (ResNet 3x3 cases).
-# - avx2: the forward of stride-1 convs (LeNet, digits, conv1d, conv3d; strided ones like the
-#   ResNet stem stay on the GEMM); the backward-data of convs with at least 16 input channels
-#   per group (conv1d, conv3d; LeNet conv2's 6 stay on the GEMM). Winograd goes first where
-#   it pays.
+# - avx2: the forward and the backward-data of stride-1 convs (LeNet, digits, CIFAR, conv1d,
+#   conv3d; strided ones like the ResNet stem stay on the GEMM). Winograd goes first where it
+#   pays.
 # - baseline (4-float vectors): never.
-AVX2_DIRECT_DATA_MIN_CHANNELS = 16
 DIRECT_BEATS_WINOGRAD = ("avx512",)
 # Which of the two direct layouts (``_direct.pxi``): the padded grid computes every grid
 # position, the compact layout only the real outputs but needs output channels to fill its
@@ -230,12 +228,13 @@ def _grid_use(pass_: str, geo: ConvGeometry) -> float:
 
 
 def _grid_wins(pass_: str, geo: ConvGeometry, isa: str) -> bool:
-    """Whether the grid layout is the default for a forward or backward-data pass."""
-    if isa == "avx512":
-        return pass_ == "forward" or geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS
+    """Whether the grid layout is the default for a forward or backward-data pass (strided:
+    on the phases of the input, or of dx)."""
+    if geo.stride == (1, 1, 1):
+        return True
     if pass_ == "forward":
-        return geo.stride == (1, 1, 1)
-    return geo.in_per_group >= AVX2_DIRECT_DATA_MIN_CHANNELS
+        return isa == "avx512"
+    return isa == "avx512" and geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS
 
 
 def _winograd_pays(pass_: str, geo: ConvGeometry) -> bool:

@@ -83,11 +83,12 @@ DIRECT_BEATS_WINOGRAD = ("avx512",)
 # padded plane (digits 16->32 @8x8: 64%, main-job conv2 @6x6: 44%, ResNet 256@14: 77%; the grid
 # wins at ResNet 64@56: 93%, conv3d: 83%), with at least COMPACT_MIN_TAPS taps per output
 # (with fewer, it spends its time storing outputs: the digits' first conv, 9 taps on 56% of
-# its plane, stays on the GEMM; CIFAR's, 27 taps on 89%, goes to the grid). It serves the backward-weight (dy without the zero rows of the grid) of
-# convs whose outputs are less than COMPACT_WEIGHT_MAX_GRID_USE of the padded plane (conv3d:
-# 83%; the grid wins on CIFAR's first conv, 89%, and ResNet 64@56), unless the output
-# channels fill under half a vector: the grid's kernel with positions in the lanes serves
-# those (LeNet's first conv, 6 channels, with AVX-512).
+# its plane, stays on the GEMM; CIFAR's, 27 taps on 89%, goes to the grid). It serves the
+# backward-weight (dy without the zero rows of the grid) of convs whose outputs are less than
+# COMPACT_WEIGHT_MAX_GRID_USE of the padded plane (conv3d: 83%; the grid wins on CIFAR's first
+# conv, 89%, and ResNet 64@56), unless the output channels fill under half a vector: the
+# grid's kernel with positions in the lanes serves those (LeNet's first conv, 6 channels, with
+# AVX-512).
 COMPACT_MIN_VECTORS = 2
 COMPACT_MAX_GRID_USE = 0.8
 COMPACT_MIN_TAPS = 32

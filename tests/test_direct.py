@@ -135,12 +135,23 @@ def test_strided_backward_data_by_phases(seed, direct, compact):
     np.testing.assert_allclose(dx, expected, rtol=1e-4, atol=1e-4)
 
 
+# the backward-weight's three layouts: grid positions x channel vectors, real positions x
+# channel vectors, grid positions in the lanes
+WEIGHT_LAYOUTS = ["grid", "compact", "lanes"]
+
+
+def _weight(direct, layout, x, dy, geo):
+    return direct.backward_weight(x, dy, geo, 2, 2, compact=layout == "compact",
+                                  lanes=layout == "lanes")
+
+
+@pytest.mark.parametrize("layout", WEIGHT_LAYOUTS)
 @pytest.mark.parametrize("seed", range(60))
-def test_weight_matches_reference(seed, direct, compact):
+def test_weight_matches_reference(seed, direct, layout):
     x_shape, w_shape, params = random_config(seed, strided=False)
     x, _, dy = _arrays(seed, x_shape, w_shape, params)
     geo = conv.geometry(x_shape, w_shape, *params)
-    dw = direct.backward_weight(x, dy, geo, 2, 2, compact=compact)
+    dw = _weight(direct, layout, x, dy, geo)
     expected = ref.conv_backward_weight(x, dy, w_shape[2:], *params)
     assert dw.shape == expected.shape and dw.dtype == np.float32
     np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)
@@ -213,14 +224,16 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     few_taps = conv.geometry((2, 3, 1, 32, 32), (32, 3, 1, 3, 3), ONE, ONE, pad, pad, 1)
     assert dispatch.choose("forward", few_taps, np.float32) == "direct"
     assert dispatch.choose("weight", few_taps, np.float32) == "direct"
+    assert dispatch._weight_lanes(few_taps, runtime.isa())  # 27 taps: positions in the lanes
+    assert not dispatch._weight_lanes(large, runtime.isa())  # 576 taps, 64 channels
     digits1 = conv.geometry((2, 1, 1, 8, 8), (32, 1, 1, 3, 3), ONE, ONE, zero, zero, 1)
     assert dispatch.choose("forward", digits1, np.float32) == "gemm"
-    # LeNet's first conv, 6 output channels: with AVX-512 (16 lanes) the grid's
-    # positions-in-lanes weight kernel, with AVX2 (8 lanes) the compact one (784 of 1024)
+    # LeNet's first conv, 6 output channels and 25 taps: the grid's positions-in-lanes weight
+    # kernel on both paths
     pad = (0, 2, 2)
     lenet1 = conv.geometry((2, 1, 1, 28, 28), (6, 1, 1, 5, 5), ONE, ONE, pad, pad, 1)
-    expected = {"avx512": "direct", "avx2": "compact"}[runtime.isa()]
-    assert dispatch.choose("weight", lenet1, np.float32) == expected
+    assert dispatch.choose("weight", lenet1, np.float32) == "direct"
+    assert dispatch._weight_lanes(lenet1, runtime.isa())
 
 
 def test_modules_are_compiled_for_their_instruction_set():
@@ -231,13 +244,12 @@ def test_modules_are_compiled_for_their_instruction_set():
         assert module.isa() == name
 
 
-@pytest.mark.parametrize("channels", [16, 2], ids=["16_channels", "2_channels"])
-def test_weight_is_deterministic(direct, compact, channels):
-    """Static scheduling: the same thread sums the same chunks every run (on the grid, 2
-    output channels are under half of every vector width: its positions-in-lanes kernel)."""
+@pytest.mark.parametrize("layout", WEIGHT_LAYOUTS)
+def test_weight_is_deterministic(direct, layout):
+    """Static scheduling: the same parts sum the same chunks every run."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 8, 1, 20, 20)).astype(np.float32)
-    dy = rng.standard_normal((4, channels, 1, 18, 18)).astype(np.float32)
-    geo = conv.geometry(x.shape, (channels, 8, 1, 3, 3), ONE, ONE, (0, 0, 0), (0, 0, 0), 1)
-    runs = [direct.backward_weight(x, dy, geo, 2, 2, compact=compact) for _ in range(5)]
+    dy = rng.standard_normal((4, 16, 1, 18, 18)).astype(np.float32)
+    geo = conv.geometry(x.shape, (16, 8, 1, 3, 3), ONE, ONE, (0, 0, 0), (0, 0, 0), 1)
+    runs = [_weight(direct, layout, x, dy, geo) for _ in range(5)]
     assert all(np.array_equal(runs[0], r) for r in runs[1:])

@@ -623,19 +623,20 @@ _WEIGHT_CHUNK = 256
 
 
 def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int, parts: int,
-                    compact: bool = False) -> np.ndarray:
+                    compact: bool = False, lanes: bool = False) -> np.ndarray:
     """dw (O, C/groups, *kernel) of a float32 conv (stride 1; any stride with ``compact``),
     from x and dy (N, O, *out).
 
     dw[o, t] = sum over grid positions q of dy^T[q, o] * x_pad[q + off[t]], with dy laid on
     the grid transposed, (position, channel), zeros at the positions that are not outputs
-    (``compact``: over the real output positions only, dy^T without the zero rows).
+    (``compact``: over the real output positions only, dy^T without the zero rows; ``lanes``:
+    grid positions in the vector lanes, see _weight_positions).
     The work items split into ``parts`` contiguous ranges, each summed into its own dw^T, and
     those are added in order (_common.pxd, part_start): the same bits on ``nt`` threads or
     fewer."""
     if compact:
         return _weight_compact(x, dy, geo, nt, parts)
-    if 2 * geo.out_per_group <= VECTOR_WIDTH:  # channels would fill under half the lanes
+    if lanes:
         return _weight_positions(x, dy, geo, nt, parts)
     kernel, dilation, groups = geo.kernel, geo.dilation, geo.groups
     pad_before, pad_after = geo.pad_before, geo.pad_after
@@ -868,9 +869,10 @@ def _weight_compact(x: np.ndarray, dy: np.ndarray, geo, nt: int, parts: int) -> 
     return np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape((O, Cg) + tuple(kernel))
 
 
-# ---- backward-weight with few output channels: positions in the lanes -------------------------
+# ---- backward-weight with positions in the lanes ---------------------------------------------
 # With fewer output channels than half a vector (LeNet's first conv: 6 of 16 AVX-512 lanes) the
-# channel vectors above are mostly empty.  Here the lanes hold grid positions instead: dy is
+# channel vectors above are mostly empty; with few taps on a large grid (CIFAR's first conv)
+# transposing dy costs more than the products.  Here the lanes hold grid positions instead: dy is
 # laid on the grid channel-major (zeros where no output is), and a block of PV_O channels x
 # PV_T taps accumulates dy(channel) * x(tap) over a chunk of positions, vector by vector.
 

@@ -88,7 +88,9 @@ DIRECT_BEATS_WINOGRAD = ("avx512",)
 # COMPACT_WEIGHT_MAX_GRID_USE of the padded plane (conv3d: 83%; the grid wins on CIFAR's first
 # conv, 89%, and ResNet 64@56), unless the output channels fill under half a vector: the
 # grid's kernel with positions in the lanes serves those (LeNet's first conv, 6 channels, with
-# AVX-512).
+# AVX-512), and those with fewer than COMPACT_MIN_TAPS taps (CIFAR's first conv: 1.35 of
+# PyTorch against the channel vectors' 2.05 with AVX-512, 1.17 vs 1.55 with AVX2: dy is not
+# transposed; LeNet's first with AVX2: as fast as the compact layout).
 COMPACT_MIN_VECTORS = 2
 COMPACT_MAX_GRID_USE = 0.8
 COMPACT_MIN_TAPS = 32
@@ -194,7 +196,7 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
     if pass_ == "weight":
         if strided:
             return "compact" if isa in DIRECT_BEATS_GEMM else None
-        if 2 * geo.out_per_group <= VECTOR_WIDTH[isa]:  # the grid's positions-in-lanes kernel
+        if _weight_lanes(geo, isa):
             return "direct"
         return "compact" if _grid_use(pass_, geo) < COMPACT_WEIGHT_MAX_GRID_USE else "direct"
     kvol = geo.kernel[0] * geo.kernel[1] * geo.kernel[2]
@@ -212,6 +214,18 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
     elif wide and _grid_use(pass_, geo) < COMPACT_MAX_GRID_USE:
         return "compact" if taps >= COMPACT_MIN_TAPS else None
     return "direct" if _grid_wins(pass_, geo, isa) else None
+
+
+def _weight_lanes(geo: ConvGeometry, isa: str) -> bool:
+    """Whether the grid's weight gradient runs with positions in the lanes: few output channels
+    per vector, or few taps."""
+    taps = geo.in_per_group * geo.kernel[0] * geo.kernel[1] * geo.kernel[2]
+    return 2 * geo.out_per_group <= VECTOR_WIDTH[isa] or taps < COMPACT_MIN_TAPS
+
+
+def _grid_weight(x, dy, geo, nt, parts):
+    lanes = _weight_lanes(geo, runtime.isa())
+    return direct.backward_weight(x, dy, geo, nt, parts, lanes=lanes)
 
 
 def _grid_use(pass_: str, geo: ConvGeometry) -> float:
@@ -345,7 +359,7 @@ _DATA = {"gemm": gemm.backward_data, "pointwise": gemm.backward_data,
          "compact": _whole_outputs(direct.backward_data, compact=True),
          "winograd": _winograd_data}
 _WEIGHT = {"gemm": gemm.backward_weight, "pointwise": gemm.backward_weight,
-           "depthwise": depthwise.backward_weight, "direct": direct.backward_weight,
+           "depthwise": depthwise.backward_weight, "direct": _grid_weight,
            "compact": functools.partial(direct.backward_weight, compact=True),
            "winograd": _winograd_weight}
 

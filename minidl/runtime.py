@@ -18,7 +18,7 @@ defaults to ``OMP_NUM_THREADS`` (its first entry) or else the usable cores;
 **Cores that other processes keep busy are left to them.** With ``n`` threads on ``n`` cores and
 another process busy on one of them, the thread that shares its core runs at half speed and
 every kernel waits for it, while the OpenMP threads that finished spin and take CPU time the
-other process wanted: a LeNet-5 step took nearly 3x its idle time. So the kernels run on
+other process wanted (bench: the busy-machine section, a LeNet-5 step). So the kernels run on
 :func:`threads_in_use` threads: :func:`get_num_threads`, less one for each core that other
 processes kept busy over the last tenth of a second (``/proc/stat``'s busy time of this
 process's cores, less this process's own CPU time; Linux only). The work is still split into

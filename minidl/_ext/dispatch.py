@@ -88,9 +88,9 @@ DIRECT_BEATS_WINOGRAD = ("avx512",)
 # COMPACT_WEIGHT_MAX_GRID_USE of the padded plane (conv3d: 83%; the grid wins on CIFAR's first
 # conv, 89%, and ResNet 64@56), unless the output channels fill under half a vector: the
 # grid's kernel with positions in the lanes serves those (LeNet's first conv, 6 channels, with
-# AVX-512), and those with fewer than COMPACT_MIN_TAPS taps (CIFAR's first conv: 1.35 of
-# PyTorch against the channel vectors' 2.05 with AVX-512, 1.17 vs 1.55 with AVX2: dy is not
-# transposed; LeNet's first with AVX2: as fast as the compact layout).
+# AVX-512), and those with fewer than COMPACT_MIN_TAPS taps, where transposing dy for the
+# channel vectors costs more than the products (bench case: CIFAR's first conv; LeNet's first
+# with AVX2 runs as fast as in the compact layout).
 COMPACT_MIN_VECTORS = 2
 COMPACT_MAX_GRID_USE = 0.8
 COMPACT_MIN_TAPS = 32

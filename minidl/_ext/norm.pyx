@@ -9,8 +9,8 @@ float64, one set of partial sums per range, added in range order between the pas
 element-wise parts are computed in x's dtype in the same order as the formulas in
 ``minidl.nn._norm_functional``. The bits depend on ``parts`` (the thread count set by the user),
 not on the ``nt`` threads that run them. Ranges of channels instead put the threads' writes
-side by side in every image: two threads took two to three times one thread's time where the
-vCPUs sit on different core complexes (bench case: the main job's BatchNorm).
+side by side in every image: two threads were slower than one where the vCPUs sit on
+different core complexes (bench case: the main job's BatchNorm).
 """
 
 import numpy as np

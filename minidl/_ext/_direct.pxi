@@ -240,6 +240,26 @@ cdef extern from *:
         }
     }
 
+    /* The compact forward's outputs, channel by channel: y[co * P + dst[i]] = tile[i * width
+       + co] for co < nco and i < n, a channel's positions copied segment by segment where
+       dst is consecutive (within an image: its positions follow each other in y). */
+    static void minidl_store_channels(const float* tile, Py_ssize_t width, Py_ssize_t n,
+                                      const Py_ssize_t* dst, float* y, Py_ssize_t P,
+                                      Py_ssize_t nco)
+    {
+        Py_ssize_t s = 0;
+        while (s < n) {
+            Py_ssize_t e = s + 1;
+            while (e < n && dst[e] == dst[e - 1] + 1) e++;
+            for (Py_ssize_t co = 0; co < nco; co++) {
+                float* yc = y + co * P + dst[s];
+                const float* tc = tile + s * width + co;
+                for (Py_ssize_t i = 0; i < e - s; i++) yc[i] = tc[i * width];
+            }
+            s = e;
+        }
+    }
+
     /* backward-weight on a list of positions: as minidl_weight_kernel with x read at
        pos[q] + off[u] and dyt holding only those positions' rows. */
     static inline __attribute__((always_inline)) void
@@ -291,6 +311,9 @@ cdef extern from *:
     void minidl_weight_list_block(const float* x, const Py_ssize_t* pos, const Py_ssize_t* off,
                                   const float* dyt, Py_ssize_t ldd, Py_ssize_t n, float* dw,
                                   Py_ssize_t ldw, int nv) noexcept nogil
+    void minidl_store_channels(const float* tile, Py_ssize_t width, Py_ssize_t n,
+                               const Py_ssize_t* dst, float* y, Py_ssize_t P,
+                               Py_ssize_t nco) noexcept nogil
 
 VECTOR_WIDTH = MINIDL_VW  # floats per SIMD vector in this build
 _BLOCK = MINIDL_BLOCK  # output positions per kernel call
@@ -749,8 +772,7 @@ cdef void compact_block(const Compact* c, const float* xp, const Py_ssize_t* pos
                         Py_ssize_t* dst, Py_ssize_t item) noexcept nogil:
     """Every output channel of one group at one run of real positions (blocks of NP)."""
     cdef Py_ssize_t grp = item // c.items, p0 = item % c.items * c.run
-    cdef Py_ssize_t cb, b, i, co, n, width, real = min(c.run, c.total - p0)
-    cdef float* y_co
+    cdef Py_ssize_t cb, b, i, n, real = min(c.run, c.total - p0)
     for i in range(real):  # where each position's channel 0 goes in y
         n = (p0 + i) // c.P
         dst[i] = (n * c.G + grp) * c.Og * c.P + p0 + i - n * c.P
@@ -763,11 +785,8 @@ cdef void compact_block(const Compact* c, const float* xp, const Py_ssize_t* pos
             b += c.np
         # channel by channel: a channel's positions are (mostly) consecutive in y, while
         # position by position the stores would be a plane apart
-        width = max(0, min(c.width, c.Og - cb * c.width))
-        for co in range(width):
-            y_co = y + (cb * c.width + co) * c.P
-            for i in range(real):
-                y_co[dst[i]] = tile[i * c.width + co]
+        minidl_store_channels(tile, c.width, real, dst, y + cb * c.width * c.P, c.P,
+                              max(0, min(c.width, c.Og - cb * c.width)))
 
 
 cdef _run_compact(Compact c, const float[::1] xp, const Py_ssize_t[::1] pos,

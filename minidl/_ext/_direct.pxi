@@ -204,7 +204,9 @@ cdef extern from *:
     #else
     #define MINIDL_ACC 12
     #endif
+    #ifndef MINIDL_MAX_CV
     #define MINIDL_MAX_CV 4
+    #endif
 
     /* forward: out[(i * cv + v) * VW + lane] = sum over taps t of
            x[pos[i] + off[t]] * w[(t * cv + v) * VW + lane]

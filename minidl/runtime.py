@@ -162,6 +162,11 @@ class _CoreWatch:
                     ticks += sum(int(fields[i]) for i in (1, 2, 3, 6, 7))
         return ticks / self._tick
 
+    def restart(self) -> None:
+        """Forget the last sample (its CPU time was another process's)."""
+        self._last = None
+        self._free = self.cores
+
     def free_cores(self) -> int:
         """Cores not kept busy by other processes over the last INTERVAL (rounded)."""
         now = time.monotonic()
@@ -268,6 +273,8 @@ import numpy  # noqa: E402, F401
 import scipy.linalg.cython_blas  # noqa: E402, F401
 
 _watch = _CoreWatch(os.environ.get("MINIDL_SHARE_CORES", "1") != "0")
+if hasattr(os, "register_at_fork"):  # a forked child's CPU time starts again from zero
+    os.register_at_fork(after_in_child=_watch.restart)
 set_num_threads(default_num_threads())
 if os.environ.get("MINIDL_RETAIN_MEMORY", "1") != "0":
     retain_freed_memory()

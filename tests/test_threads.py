@@ -229,3 +229,29 @@ def test_a_busy_process_takes_a_thread_away_and_gives_it_back() -> None:
         busy.kill()
         busy.wait()
     assert _threads_seen_within(3.0, n)
+
+
+def _threads_seen_in_child(queue) -> None:
+    import time
+
+    first = threads.threads_in_use()
+    time.sleep(0.15)  # past the watch's sampling interval
+    queue.put((first, threads.threads_in_use()))
+
+
+@pytest.mark.skipif(threads._usable_cores() < 2, reason="needs two cores to share one")
+def test_a_forked_child_starts_its_own_watch() -> None:
+    """A forked child's CPU time starts from zero: measured against its parent's last sample
+    it would read as other processes' work and take threads away on an idle machine."""
+    import multiprocessing
+
+    n = threads._usable_cores()
+    threads.set_num_threads(n)
+    threads.threads_in_use()  # the parent has a sample
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_threads_seen_in_child, args=(queue,))
+    child.start()
+    seen = queue.get(timeout=10)
+    child.join()
+    assert seen == (n, n)

@@ -1,8 +1,8 @@
 # cython: language_level=3
-"""Helpers shared by the kernels (gemm.pyx, _depthwise.pxi, _direct.pxi, norm.pyx,
-elementwise.pyx): the geometry as a C struct, ceiling division, a tap's range of output
-positions, copying a plane into a zero-padded one, float64 sums in partials.  All inline and
-nogil.
+"""Helpers shared by the kernels (gemm.pyx, winograd.pyx, _depthwise.pxi, _direct.pxi,
+norm.pyx, elementwise.pyx): the geometry as a C struct, ceiling division, a tap's range of
+output positions, copying a plane into a zero-padded one, the split of work items into parts,
+float64 sums in partials.  All inline and nogil.
 
 Every kernel's work items run in image-major order on ``schedule="static"``: each thread gets
 one contiguous range of them, so a thread keeps working on the same images from one op to the

@@ -770,14 +770,22 @@ cdef struct Compact:
     Py_ssize_t group_stride           # Cg * N * plane: one group's padded input
     Py_ssize_t taps, cv, width, blocks, np
     Py_ssize_t run, items             # positions per work item (a multiple of np), items per group
+    Py_ssize_t parts, runs            # the outputs split in `parts` equal ranges of `runs` items
 
 
 cdef void compact_block(const Compact* c, const float* xp, const Py_ssize_t* pos,
                         const Py_ssize_t* off, const float* wp, float* y, float* tile,
                         Py_ssize_t* dst, Py_ssize_t item) noexcept nogil:
-    """Every output channel of one group at one run of real positions (blocks of NP)."""
-    cdef Py_ssize_t grp = item // c.items, p0 = item % c.items * c.run
-    cdef Py_ssize_t cb, b, i, n, real = min(c.run, c.total - p0)
+    """Every output channel of one group at one run of real positions (blocks of NP): run r of
+    range k, item = (group * parts + k) * runs + r.  Equal ranges, one per thread, keep the
+    threads' shares equal (whole runs did not: 11 runs of the main job's conv2 on 2 threads)."""
+    cdef Py_ssize_t grp = item // c.items, k = item % c.items // c.runs, r = item % c.runs
+    cdef Py_ssize_t blocks = (c.total + c.np - 1) // c.np  # ranges start on whole blocks
+    cdef Py_ssize_t end = min(c.total, part_start(blocks, c.parts, k + 1) * c.np)
+    cdef Py_ssize_t p0 = part_start(blocks, c.parts, k) * c.np + r * c.run
+    cdef Py_ssize_t cb, b, i, n, real = min(c.run, end - p0)
+    if real <= 0:
+        return
     for i in range(real):  # where each position's channel 0 goes in y
         n = (p0 + i) // c.P
         dst[i] = (n * c.G + grp) * c.Og * c.P + p0 + i - n * c.P
@@ -818,7 +826,9 @@ def _forward_compact(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_aft
     c.cv, c.blocks = _channel_blocks(c.Og)
     c.width, c.np = c.cv * VECTOR_WIDTH, MINIDL_ACC // c.cv
     c.run = _round_up(_COMPACT_RUN, c.np)
-    c.items = ceil_div(c.total, c.run)
+    c.parts = nt
+    c.runs = ceil_div(ceil_div(ceil_div(c.total, c.np), c.parts) * c.np, c.run)
+    c.items = c.parts * c.runs
     y = np.empty((N, O) + out, np.float32)
     xp = _padded_input(x, padded, pad_before, nt)
     off = _tap_offsets(N, C // groups, kernel, dilation, padded)

@@ -316,6 +316,7 @@ def _run_weight(_Plan plan, const floating[::1] x, const floating[::1] dy,
     cdef const Geom* g = &plan.g
     cdef Py_ssize_t part, item, parts = dw_per_part.shape[0], n_items = g.N * g.O
     for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):
+        memset(&dw_per_part[part, 0], 0, dw_per_part.shape[1] * sizeof(floating))  # own thread
         for item in range(part_start(n_items, parts, part), part_start(n_items, parts, part + 1)):
             if stride_one:
                 depthwise_weight_plane_s1(g, &x[0], &dy[0], &dw_per_part[part, 0],
@@ -370,7 +371,7 @@ def backward_weight(x, dy, geo, int nt, int parts):
     """dw (O, 1, *kernel) of a depthwise conv from x and dy, summed in `parts` partials on
     `nt` threads."""
     cdef _Plan plan = _Plan(geo)
-    acc = per_thread(parts, plan.g.O * plan.g.K, x.dtype, zero=True)  # one dw per part
+    acc = per_thread(parts, plan.g.O * plan.g.K, x.dtype)  # one dw per part
     stride_one = geo.stride == (1, 1, 1)
     if stride_one:
         bufs = _plane_buffers(nt, geo.in_size, geo.pad_before, geo.pad_after, x.dtype)

@@ -41,7 +41,7 @@ from functools import lru_cache
 import numpy as np
 
 from cython.parallel cimport prange, threadid
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from minidl._ext._common cimport ceil_div, pad_plane, part_start
 
@@ -534,17 +534,23 @@ def _pad(const float[::1] x, float[::1] xp, Py_ssize_t N, Py_ssize_t C, shape, p
     cdef Py_ssize_t item, D = shape[0], H = shape[1], W = shape[2]
     cdef Py_ssize_t Hp = padded[1], Wp = padded[2], pd = before[0], ph = before[1], pw = before[2]
     cdef Py_ssize_t plane_in = D * H * W, plane = padded[0] * Hp * Wp
+    cdef float* dst
     for item in prange(N * C, nogil=True, num_threads=nt, schedule="static"):
-        # x plane (n, c) goes to (c, n): channel-major
-        pad_plane(&x[item * plane_in], &xp[(item % C * N + item // C) * plane], D, H, W, Hp,
-                  Wp, pd, ph, pw)
+        # x plane (n, c) goes to (c, n): channel-major; zeroed here, by the thread that fills
+        # it and whose kernel work reads it (zeroed by the calling thread, half the lines
+        # would cross to the other core first)
+        dst = &xp[(item % C * N + item // C) * plane]
+        memset(dst, 0, plane * sizeof(float))
+        pad_plane(&x[item * plane_in], dst, D, H, W, Hp, Wp, pd, ph, pw)
 
 
 def _padded_input(x, padded, pad_before, nt) -> np.ndarray:
     """x zero-padded and channel-major, flat (C, N, Dp, Hp, Wp), with _BLOCK zeros after the
     last plane: the kernels' last block of positions reads up to that far past it."""
     N, C = x.shape[:2]
-    xp = np.zeros(C * N * padded[0] * padded[1] * padded[2] + _BLOCK, np.float32)
+    size = C * N * padded[0] * padded[1] * padded[2]
+    xp = np.empty(size + _BLOCK, np.float32)
+    xp[size:] = 0
     _pad(x.reshape(-1), xp, N, C, x.shape[2:], padded, pad_before, nt)
     return xp
 
@@ -676,14 +682,15 @@ def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int, parts: int,
     # output channels in one vector (nv = 1) or blocks of two (nv = 2)
     nv = 1 if g.Og <= VECTOR_WIDTH else 2
     Opad = _round_up(g.Og, nv * VECTOR_WIDTH)
-    dyt = np.zeros((groups, N * g.plane + 1, Opad), np.float32)
+    dyt = np.empty((groups, N * g.plane + 1, Opad), np.float32)
+    dyt[:, -1] = 0
     _transpose_dy(dy.reshape(-1), dyt.reshape(-1), g, Opad, nt)
 
     taps_pad = _round_up(g.taps, MINIDL_WT)
     off = np.zeros(taps_pad, np.intp)  # padding taps read x[q] into rows that are dropped
     off[: g.taps] = _tap_offsets(N, g.Cg, kernel, dilation, padded)
     chunks = max(ceil_div(g.length, _WEIGHT_CHUNK), ceil_div(2 * parts, groups))
-    acc = np.zeros((parts, groups, taps_pad, Opad), np.float32)  # dw^T per part
+    acc = np.empty((parts, groups, taps_pad, Opad), np.float32)  # dw^T per part
     _run_weight(xp, off, dyt.reshape(-1), Opad, nv, acc.reshape(parts, -1), g,
                 ceil_div(g.length, chunks), nt)
     dw_t = acc.sum(axis=0)[:, : g.taps, : g.Og]
@@ -692,20 +699,24 @@ def backward_weight(x: np.ndarray, dy: np.ndarray, geo, nt: int, parts: int,
 
 def _transpose_dy(const float[::1] dy, float[::1] dyt, Grid g, Py_ssize_t Opad, int nt):
     """dyt[group, q, co] = dy[n, group * Og + co, od, oh, ow] at grid position q of (n, od,
-    oh, ow), one output row per work item (numpy's strided copy was several times slower on
-    the LeNet conv1 case)."""
-    cdef Py_ssize_t rows = g.N * g.oD * g.oH, row, n, od, oh, grp, co, ow, q0
+    oh, ow), zeros elsewhere but in its last row (the caller's), one grid row per work item
+    (numpy's strided copy was several times slower on the LeNet conv1 case).  Each row is
+    zeroed by the thread that fills it (by the caller, its lines would cross cores first)."""
     cdef Py_ssize_t Dp = g.plane // (g.Hp * g.Wp), length = g.N * g.plane + 1
+    cdef Py_ssize_t rows = g.N * Dp * g.Hp, row, n, od, oh, grp, co, ow, q0
     cdef const float* src
     cdef float* dst
     for row in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-        oh = row % g.oH
-        od = row // g.oH % g.oD
-        n = row // g.oH // g.oD
+        oh = row % g.Hp
+        od = row // g.Hp % Dp
+        n = row // g.Hp // Dp
         q0 = ((n * Dp + od) * g.Hp + oh) * g.Wp
         for grp in range(g.G):
-            src = &dy[((n * g.G + grp) * g.Og * g.oD + od) * g.oH * g.oW + oh * g.oW]
             dst = &dyt[(grp * length + q0) * Opad]
+            memset(dst, 0, g.Wp * Opad * sizeof(float))
+            if od >= g.oD or oh >= g.oH:
+                continue
+            src = &dy[((n * g.G + grp) * g.Og * g.oD + od) * g.oH * g.oW + oh * g.oW]
             for co in range(g.Og):  # reads along dy's rows
                 for ow in range(g.oW):
                     dst[ow * Opad + co] = src[co * g.P + ow]
@@ -718,6 +729,7 @@ cdef _run_weight(const float[::1] xp, const Py_ssize_t[::1] off, const float[::1
     cdef Py_ssize_t chunks = (g.length + chunk - 1) // chunk, width = nv * MINIDL_VW
     cdef Py_ssize_t n_items = g.G * chunks
     for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):
+        memset(&acc[part, 0], 0, acc.shape[1] * sizeof(float))  # by its own thread
         for item in range(part_start(n_items, parts, part), part_start(n_items, parts, part + 1)):
             q0 = item % chunks * chunk
             grp = item // chunks
@@ -841,7 +853,8 @@ def _forward_compact(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_aft
 
 def _transpose_dy_compact(const float[::1] dy, float[::1] dyt, Py_ssize_t N, Py_ssize_t G,
                           Py_ssize_t Og, Py_ssize_t P, Py_ssize_t Opad, int nt):
-    """dyt[group, n * P + p, co] = dy[n, group * Og + co, p]."""
+    """dyt[group, n * P + p, co] = dy[n, group * Og + co, p], zeros for co >= Og (by the
+    thread that fills the rows, see _transpose_dy)."""
     cdef Py_ssize_t item, n, grp, p, co
     cdef const float* src
     cdef float* dst
@@ -850,6 +863,8 @@ def _transpose_dy_compact(const float[::1] dy, float[::1] dyt, Py_ssize_t N, Py_
         grp = item % G
         src = &dy[item * Og * P]
         dst = &dyt[(grp * N + n) * P * Opad]
+        if Og < Opad:
+            memset(dst, 0, P * Opad * sizeof(float))
         for co in range(Og):  # reads along dy's rows: a channel's plane is contiguous
             for p in range(P):
                 dst[p * Opad + co] = src[co * P + p]
@@ -863,6 +878,7 @@ cdef _run_weight_list(const float[::1] xp, const Py_ssize_t[::1] pos,
     cdef Py_ssize_t chunks = (total + chunk - 1) // chunk, width = nv * MINIDL_VW
     cdef Py_ssize_t n_items = G * chunks
     for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):  # as _run_weight
+        memset(&acc[part, 0], 0, acc.shape[1] * sizeof(float))
         for item in range(part_start(n_items, parts, part), part_start(n_items, parts, part + 1)):
             p0 = item % chunks * chunk
             grp = item // chunks
@@ -887,14 +903,14 @@ def _weight_compact(x: np.ndarray, dy: np.ndarray, geo, nt: int, parts: int) -> 
     xp = _padded_input(x, padded, geo.pad_before, nt)
     nv = 1 if Og <= VECTOR_WIDTH else 2
     Opad = _round_up(Og, nv * VECTOR_WIDTH)
-    dyt = np.zeros((groups, N * P, Opad), np.float32)
+    dyt = np.empty((groups, N * P, Opad), np.float32)
     _transpose_dy_compact(dy.reshape(-1), dyt.reshape(-1), N, groups, Og, P, Opad, nt)
     taps = Cg * kernel[0] * kernel[1] * kernel[2]
     off = np.zeros(_round_up(taps, MINIDL_WT), np.intp)  # padding taps: rows that are dropped
     off[:taps] = _tap_offsets(N, Cg, kernel, geo.dilation, padded)
     # chunks in a multiple of the parts: every part gets the same share
     chunks = _round_up(ceil_div(N * P, _WEIGHT_CHUNK), parts)
-    acc = np.zeros((parts, groups, off.shape[0], Opad), np.float32)  # dw^T per part
+    acc = np.empty((parts, groups, off.shape[0], Opad), np.float32)  # dw^T per part
     _run_weight_list(xp, _positions(N, padded, out, 1, geo.stride), off, dyt.reshape(-1),
                      Opad, nv, acc.reshape(parts, -1), groups,
                      Cg * N * padded[0] * padded[1] * padded[2], N * P, ceil_div(N * P, chunks),
@@ -915,12 +931,16 @@ cdef Py_ssize_t _PV_CHUNK = 1024  # grid positions per work item (a multiple of 
 
 def _grid_dy(const float[::1] dy, float[::1] dyg, Grid g, Py_ssize_t L, int nt):
     """dyg[group, co, q] = dy[n, group * Og + co, od, oh, ow] at grid position q of (n, od,
-    oh, ow); rows of L positions per (group, channel)."""
+    oh, ow), zeros elsewhere but past the last image (the caller's); rows of L positions per
+    (group, channel).  An image's positions are zeroed by the thread that fills them (see
+    _transpose_dy)."""
     cdef Py_ssize_t item, n, c, od, oh, rows = g.oD * g.oH
     cdef Py_ssize_t Dp = g.plane // (g.Hp * g.Wp)
     for item in prange(g.N * g.G * g.Og, nogil=True, num_threads=nt, schedule="static"):
         n = item // (g.G * g.Og)
         c = item % (g.G * g.Og)  # group * Og + co: dy's channel and dyg's row
+        memset(&dyg[c * L + n * g.plane], 0,
+               max(0, min(g.plane, L - n * g.plane)) * sizeof(float))
         for od in range(g.oD):
             for oh in range(g.oH):
                 memcpy(&dyg[c * L + ((n * Dp + od) * g.Hp + oh) * g.Wp],
@@ -932,6 +952,7 @@ cdef _run_weight_pv(const float[::1] xp, const Py_ssize_t[::1] off, const float[
     cdef Py_ssize_t part, parts = acc.shape[0], item, grp, q0, ob, tb
     cdef Py_ssize_t chunks = (L + _PV_CHUNK - 1) // _PV_CHUNK, n_items = g.G * chunks
     for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):  # as _run_weight
+        memset(&acc[part, 0], 0, acc.shape[1] * sizeof(float))
         for item in range(part_start(n_items, parts, part), part_start(n_items, parts, part + 1)):
             q0 = item % chunks * _PV_CHUNK
             grp = item // chunks
@@ -956,11 +977,12 @@ def _weight_positions(x: np.ndarray, dy: np.ndarray, geo, nt: int, parts: int) -
     # whole vectors: the last one reads up to VW - 1 positions past the last output (dy is
     # zero there; x has _BLOCK zeros after its last plane)
     L = _round_up(g.length, VECTOR_WIDTH)
-    dyg = np.zeros((groups * g.Og, L), np.float32)
+    dyg = np.empty((groups * g.Og, L), np.float32)
+    dyg[:, N * g.plane:] = 0
     _grid_dy(dy.reshape(-1), dyg.reshape(-1), g, L, nt)
     taps_pad = _round_up(g.taps, MINIDL_PV_T)
     off = np.zeros(taps_pad, np.intp)  # padding taps read x[q] into columns that are dropped
     off[: g.taps] = _tap_offsets(N, g.Cg, kernel, geo.dilation, padded)
-    acc = np.zeros((parts, groups * g.Og, taps_pad), np.float32)  # dw per part
+    acc = np.empty((parts, groups * g.Og, taps_pad), np.float32)  # dw per part
     _run_weight_pv(xp, off, dyg.reshape(-1), L, acc.reshape(parts, -1), g, taps_pad, nt)
     return np.ascontiguousarray(acc.sum(axis=0)[:, : g.taps]).reshape((O, g.Cg) + tuple(kernel))

@@ -256,6 +256,8 @@ def _run_weight(_Plan plan, const floating[::1] x, const floating[::1] dy,
     cdef Py_ssize_t part, item, parts = dw_t_per_part.shape[0]
     cdef Py_ssize_t n_items = g.N * g.G * ((g.R + rows - 1) // rows)
     for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):
+        # zeroed by the thread that sums into it (see _common.pxd, part_start)
+        memset(&dw_t_per_part[part, 0], 0, dw_t_per_part.shape[1] * sizeof(floating))
         for item in range(part_start(n_items, parts, part), part_start(n_items, parts, part + 1)):
             weight_tile(g, &x[0], &dy[0], &dw_t_per_part[part, 0], &cols[threadid(), 0],
                         item, rows)
@@ -308,7 +310,7 @@ def backward_weight(x, dy, geo, int nt, int parts):
     (the same bits on any number `nt` of threads)."""
     cdef _Plan plan = _Plan(geo)
     cdef const Geom* g = &plan.g
-    acc = per_thread(parts, g.O * g.K, x.dtype, zero=True)  # one dw^T accumulator per part
+    acc = per_thread(parts, g.O * g.K, x.dtype)  # one dw^T accumulator per part
     rows = _tile(g.R, g.K * g.out[2] * x.itemsize, g.N * g.G, parts, _TILE_BYTES)
     cols = per_thread(nt, 0 if g.pointwise else g.K * rows * g.out[2], x.dtype)
     with _single_threaded_blas():

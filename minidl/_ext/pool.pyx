@@ -29,6 +29,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 
 cdef extern from *:
     """
@@ -297,9 +298,12 @@ cdef void _max_forward_inside_plane(
 cdef Py_ssize_t _max_backward_plane(
     const floating* dy, const int64_t* ind, floating* dx, Py_ssize_t n_out, Py_ssize_t n_in
 ) noexcept nogil:
-    """Scatter-add dy into dx; returns the number of invalid indices (skipped)."""
+    """Zero dx and scatter-add dy into it; returns the number of invalid indices (skipped).
+    (Zeroed here, by the thread that fills the plane, not by the caller: its lines would
+    cross to the other core first.)"""
     cdef Py_ssize_t o, bad = 0
     cdef int64_t i
+    memset(dx, 0, n_in * sizeof(floating))
     for o in range(n_out):
         i = ind[o]
         if 0 <= i < n_in:
@@ -500,8 +504,9 @@ def max_pool_backward(dy, indices, input_size):
         raise ValueError(f"indices shape {indices.shape} does not match dy shape {dy.shape}")
     indices = np.ascontiguousarray(indices, dtype=np.int64)
     size = _check_input_size(input_size, dy.shape)
-    dx = np.zeros(dy.shape[:2] + size, dtype=dy.dtype)
+    dx = np.empty(dy.shape[:2] + size, dtype=dy.dtype)
     if dy.size == 0:
+        dx[...] = 0
         return dx
     cdef Py_ssize_t bad
     if dy.dtype == np.float32:

@@ -318,6 +318,7 @@ def _run_weight(_Plan plan, const floating[::1] x, const floating[::1] dy,
     cdef const WG* g = &plan.g
     cdef Py_ssize_t part, parts = dU.shape[0], item
     for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):
+        memset(&dU[part, 0], 0, dU.shape[1] * sizeof(floating))  # by its own thread
         for item in range(part_start(g.nblk, parts, part), part_start(g.nblk, parts, part + 1)):
             weight_block(g, &x[0], &dy[0], &dU[part, 0], &V[threadid(), 0],
                          &Z[threadid(), 0], &D[threadid(), 0], &E[threadid(), 0], item)
@@ -495,7 +496,7 @@ def conv3x3_backward_weight(x, dy, pad_before, pad_after, tile=2, nt=None, parts
     a = m + 2
     nt, parts = _threads(nt, parts)
     plan, (V, Z, D, E) = _plan(x, O, oH, oW, pb, m, nt, _WEIGHT_BLOCK_BYTES, parts)
-    dU = np.zeros((parts, a * a * O * C + 16), x.dtype)  # one accumulator per part
+    dU = np.empty((parts, a * a * O * C + 16), x.dtype)  # one accumulator per part
     with _single_threaded_blas():
         _run_weight(plan, x.reshape(-1), dy.reshape(-1), dU, V, Z, D, E, nt)
         du = dU[:, : a * a * O * C].sum(axis=0).reshape(a * a, O * C)

@@ -41,9 +41,9 @@ cdef extern from *:
        tap: each tap one pass over the row that selects with bit masks, no branch (a row's
        tail, or a whole short row, runs outside the vector loop, where a conditional would be
        a branch), a loop that vectorizes (16-byte vectors in the baseline copy, 32 in the
-       AVX2 one). A stride of 2 (2x2 pooling) is its own loop so that
-       the compiler sees it constant. in, out, k, s: (D, H, W) sizes, kernel and stride; U:
-       the unsigned integer of T's size. */
+       AVX2 one). A stride of 2 (2x2 pooling) is its own loop so that the compiler sees it
+       constant. in, out, k, s: (D, H, W) sizes, kernel and stride; U: the unsigned integer
+       of T's size. */
     #define MINIDL_MAX_TAP_LOOP(T, U, STRIDE)                                               \
         for (Py_ssize_t i = 0; i < out[2]; i++) {                                           \
             T val = xt[i * (STRIDE)], maxval = yr[i];                                       \

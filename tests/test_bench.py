@@ -95,6 +95,7 @@ def fake_run(isa, caps, capability="AVX2"):
             "OPENBLAS_CORETYPE": "Haswell", "minidl_isa": isa,
             "torch_cpu_capability": capability, "isa_caps": caps,
             "load_average_1min": 0.5, "load_average_1min_end": 0.7, "foreign_cpu_share": 0.02,
+            "core_round_trip_ns": 95.0, "core_round_trip_ns_end": 402.0,
         },
         "sgemm_peak_gflops": 50.0,
         "sgemm_peak_runs_gflops": [49.0, 50.0],
@@ -164,6 +165,16 @@ def test_report_has_a_table_per_path_naming_cpu_and_caps():
     assert "PyTorch (ATen) CPU capability: AVX2" in avx2
     assert "Not measured: the subprocess failed" in baseline
     assert "OpenBLAS uses its Haswell" in widest and "OpenBLAS uses its Haswell" not in avx2
+    assert "Cache-line round trip between two cores at start / end: 95 / 402 ns" in widest
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_core_round_trip_is_measured():
+    """A cache line's trip between two cores and back: tens to hundreds of nanoseconds on
+    hardware of this decade (never zero, never a scheduler slice)."""
+    trip = machine.core_round_trip_ns()
+    assert trip is not None and 10 < trip < 10_000
+    assert machine.machine_info(2)["core_round_trip_ns"] > 10
 
 
 def test_report_rows_show_algorithms_and_peak_shares():

@@ -99,6 +99,21 @@ def describe_caps(caps: Mapping[str, str | None]) -> str:
     return ", ".join(set_ + ([" and ".join(unset) + " unset"] if unset else []))
 
 
+def core_round_trip_ns() -> float | None:
+    """Nanoseconds a cache line takes from one core to another and back (None with fewer than
+    two usable cores). On a VM it tells where the host placed the vCPUs: the same core complex
+    or not, which moves every multi-threaded figure."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 1
+    if usable < 2:
+        return None
+    from minidl._ext import cpu
+
+    return cpu.core_round_trip_ns()
+
+
 def machine_info(threads: int) -> dict[str, object]:
     """Everything needed to read the results later (and to spot a noisy run)."""
     flags = cpu_flags()
@@ -110,6 +125,7 @@ def machine_info(threads: int) -> dict[str, object]:
         "avx512f": "avx512f" in flags,
         "avx2": "avx2" in flags,
         "load_average_1min": os.getloadavg()[0],
+        "core_round_trip_ns": core_round_trip_ns(),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "blas": blas_libraries(),

@@ -278,6 +278,12 @@ def _path_lines(run: dict[str, Any], cpu_model: str) -> list[str]:
         f"Load average (1 min) at start / end: {m['load_average_1min']:.2f} / "
         f"{m['load_average_1min_end']:.2f}." + _foreign_sentence(run),
     ]
+    trips = [m.get("core_round_trip_ns"), m.get("core_round_trip_ns_end")]
+    if None not in trips:
+        lines.append("Cache-line round trip between two cores at start / end: "
+                     + " / ".join(f"{t:.0f}" for t in trips)
+                     + " ns (where the host placed the vCPUs: the same core complex or not; "
+                     "multi-threaded figures move with it).")
     warning = blas_warning(m)
     if warning:
         lines.append(f"Note: {warning}")

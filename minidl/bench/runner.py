@@ -84,7 +84,9 @@ def run(settings: Settings) -> dict[str, object]:
     job = quietest(run_main_job, settings.budget, "main job epoch")
     mem = run_memory(settings)
     peak_after = measure_peak(settings)
-    info["load_average_1min_end"] = machine.machine_info(settings.threads)["load_average_1min"]
+    end = machine.machine_info(settings.threads)
+    info["load_average_1min_end"] = end["load_average_1min"]
+    info["core_round_trip_ns_end"] = end["core_round_trip_ns"]
     info["foreign_cpu_share"] = machine.foreign_cpu_share(start, machine.cpu_snapshot())
     return {
         "torch_version": _torch_version(),

@@ -129,8 +129,8 @@ def threads_in_use() -> int:
 class _CoreWatch:
     """How many of this process's cores other processes left free, sampled from /proc/stat."""
 
-    # /proc/stat counts in clock ticks (10 ms): a tenth of a second on two cores is 20 of them,
-    # enough to tell a busy core (10 ticks) from noise
+    # /proc/stat counts in clock ticks (SC_CLK_TCK a second, usually 100): over a tenth of a
+    # second a busy core shows about ten of them, enough to tell it from noise
     INTERVAL = 0.1
 
     def __init__(self, enabled: bool) -> None:

@@ -1,5 +1,9 @@
 """minidl.runtime: one thread count for the OpenMP kernels and BLAS."""
 
+import multiprocessing
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -9,6 +13,8 @@ from threadpoolctl import threadpool_info
 import minidl
 import minidl.nn.functional as F
 from minidl import runtime as threads
+from minidl._ext import dispatch
+from minidl._geometry import conv_geometry
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +38,6 @@ def test_round_trip(n: int) -> None:
 def test_importing_minidl_leaves_every_blas_on_one_thread() -> None:
     """Both BLAS libraries (numpy's and scipy's, which the GEMM kernel calls) are loaded before
     the limit is applied, so neither keeps threads that would spin beside the kernels."""
-    import subprocess
-    import sys
-
     code = ("import minidl; from threadpoolctl import threadpool_info; "
             "print(sorted({i['num_threads'] for i in threadpool_info() "
             "if i['user_api'] == 'blas'}))")
@@ -105,8 +108,6 @@ def test_repeated_calls_are_bit_identical(n_threads: int) -> None:
 
 
 # ---- fewer threads in use than set: the same bits ---------------------------------------------
-from minidl._ext import dispatch  # noqa: E402
-from minidl._geometry import conv_geometry  # noqa: E402
 
 # (x shape, w shape, stride, padding, groups): geometries that reach every algorithm's kernels
 _CASES = {
@@ -136,7 +137,6 @@ def _runs() -> list:
 
 class _Watch:
     """Stands in for runtime's /proc/stat watch: `free` cores left by other processes."""
-
     enabled = True
     cores = 64
 
@@ -202,7 +202,6 @@ def test_threads_in_use_follow_the_free_cores(monkeypatch) -> None:
 
 
 def _threads_seen_within(seconds: float, wanted: int) -> bool:
-    import time
 
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -216,9 +215,6 @@ def _threads_seen_within(seconds: float, wanted: int) -> bool:
 def test_a_busy_process_takes_a_thread_away_and_gives_it_back() -> None:
     """The real /proc/stat watch: one spinning process costs one thread, and its end gives the
     thread back (the watch samples every tenth of a second)."""
-    import subprocess
-    import sys
-
     assert threads._watch.enabled  # Linux with /proc/stat, MINIDL_SHARE_CORES unset
     n = threads._usable_cores()
     threads.set_num_threads(n)
@@ -232,8 +228,6 @@ def test_a_busy_process_takes_a_thread_away_and_gives_it_back() -> None:
 
 
 def _threads_seen_in_child(queue) -> None:
-    import time
-
     first = threads.threads_in_use()
     time.sleep(0.15)  # past the watch's sampling interval
     queue.put((first, threads.threads_in_use()))
@@ -243,8 +237,6 @@ def _threads_seen_in_child(queue) -> None:
 def test_a_forked_child_starts_its_own_watch() -> None:
     """A forked child's CPU time starts from zero: measured against its parent's last sample
     it would read as other processes' work and take threads away on an idle machine."""
-    import multiprocessing
-
     n = threads._usable_cores()
     threads.set_num_threads(n)
     threads.threads_in_use()  # the parent has a sample

@@ -216,6 +216,7 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
     return "direct" if _grid_wins(pass_, geo, isa) else None
 
 
+@functools.lru_cache(maxsize=1024)  # asked on every grid weight gradient, as _decide is
 def _weight_lanes(geo: ConvGeometry, isa: str) -> bool:
     """Whether the grid's weight gradient runs with positions in the lanes: few output channels
     per vector, or few taps."""

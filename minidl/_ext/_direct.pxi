@@ -150,15 +150,18 @@ cdef extern from *:
     }
 
     /* backward-weight with few output channels: grid positions in the vector lanes,
-       dw[o * ldw + u] += sum over q < n of dyg[o * ldd + q] * x[off[u] + q] for o < ob
-       channels (up to PV_O) and u < PV_T taps; n is a multiple of VW.  Each accumulator's
-       lanes are summed in lane order at the end of the chunk. */
+       dw[(o * ldw + u) * VW + lane] += sum over q < n, q % VW == lane of
+       dyg[o * ldd + q] * x[off[u] + q] for o < ob channels (up to PV_O) and u < PV_T taps;
+       n is a multiple of VW.  The lanes stay apart in dw (the caller sums them once at the
+       end: summing them per chunk cost half as much again as the products). */
+    #ifndef MINIDL_PV_O
     #if defined(__AVX512F__)
-    #define MINIDL_PV_O 6
-    #define MINIDL_PV_T 4
+    #define MINIDL_PV_O 4
+    #define MINIDL_PV_T 6
     #else
     #define MINIDL_PV_O 4
-    #define MINIDL_PV_T 2
+    #define MINIDL_PV_T 3
+    #endif
     #endif
     static inline __attribute__((always_inline)) void
     minidl_weight_pv_kernel(const float* x, const Py_ssize_t* off, const float* dyg,
@@ -175,17 +178,14 @@ cdef extern from *:
             }
         }
         for (int o = 0; o < ob; o++)
-            for (int u = 0; u < MINIDL_PV_T; u++) {
-                float sum = 0;
-                for (int l = 0; l < MINIDL_VW; l++) sum += acc[o][u][l];
-                dw[o * ldw + u] += sum;
-            }
+            for (int u = 0; u < MINIDL_PV_T; u++)
+                *(minidl_vf*)(dw + (o * ldw + u) * MINIDL_VW) += acc[o][u];
     }
     static void minidl_weight_pv_block(const float* x, const Py_ssize_t* off, const float* dyg,
                                        Py_ssize_t ldd, Py_ssize_t n, float* dw,
                                        Py_ssize_t ldw, int ob)
     {
-        switch (ob) {
+        switch (ob) {  /* one instance per channel count up to PV_O (at most 6) */
         case 1: minidl_weight_pv_kernel(x, off, dyg, ldd, n, dw, ldw, 1); break;
         case 2: minidl_weight_pv_kernel(x, off, dyg, ldd, n, dw, ldw, 2); break;
         case 3: minidl_weight_pv_kernel(x, off, dyg, ldd, n, dw, ldw, 3); break;
@@ -962,8 +962,8 @@ cdef _run_weight_pv(const float[::1] xp, const Py_ssize_t[::1] off, const float[
                         &xp[grp * g.Cg * g.N * g.plane + q0], &off[tb * MINIDL_PV_T],
                         &dyg[(grp * g.Og + ob * MINIDL_PV_O) * L + q0], L,
                         min(_PV_CHUNK, L - q0),
-                        &acc[part, (grp * g.Og + ob * MINIDL_PV_O) * taps_pad
-                             + tb * MINIDL_PV_T],
+                        &acc[part, ((grp * g.Og + ob * MINIDL_PV_O) * taps_pad
+                                    + tb * MINIDL_PV_T) * MINIDL_VW],
                         taps_pad, min(MINIDL_PV_O, g.Og - ob * MINIDL_PV_O))
 
 
@@ -983,6 +983,9 @@ def _weight_positions(x: np.ndarray, dy: np.ndarray, geo, nt: int, parts: int) -
     taps_pad = _round_up(g.taps, MINIDL_PV_T)
     off = np.zeros(taps_pad, np.intp)  # padding taps read x[q] into columns that are dropped
     off[: g.taps] = _tap_offsets(N, g.Cg, kernel, geo.dilation, padded)
-    acc = np.empty((parts, groups * g.Og, taps_pad), np.float32)  # dw per part
+    # dw per part, its lanes apart; summed lanes first, then parts (the same bits on any
+    # number of threads in use)
+    acc = np.empty((parts, groups * g.Og, taps_pad, VECTOR_WIDTH), np.float32)
     _run_weight_pv(xp, off, dyg.reshape(-1), L, acc.reshape(parts, -1), g, taps_pad, nt)
-    return np.ascontiguousarray(acc.sum(axis=0)[:, : g.taps]).reshape((O, g.Cg) + tuple(kernel))
+    dw = acc.sum(axis=3).sum(axis=0)[:, : g.taps]
+    return np.ascontiguousarray(dw).reshape((O, g.Cg) + tuple(kernel))

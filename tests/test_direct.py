@@ -157,6 +157,34 @@ def test_weight_matches_reference(seed, direct, layout):
     np.testing.assert_allclose(dw, expected, rtol=1e-4, atol=1e-4)
 
 
+def _rows_cases(width):
+    """Stride-1 convs whose forward runs on output rows with vectors of ``width``: rows of two
+    whole vectors and of two less one or three lanes (the last vector partial), output
+    channels that leave a padding channel in the last block (13), groups, images, 3-D."""
+    pad = (0, 1, 1)
+    return [
+        ((3, 2, 1, 5, 2 * width), (13, 2, 1, 3, 3), pad, 1),
+        ((2, 4, 1, 4, 2 * width - 1), (26, 2, 1, 3, 3), pad, 2),
+        ((2, 3, 1, 6, 2 * width - 3), (5, 3, 1, 1, 5), (0, 0, 2), 1),
+        ((1, 2, 3, 4, 2 * width - 1), (7, 2, 3, 3, 3), (1, 1, 1), 1),
+    ]
+
+
+def test_forward_and_data_on_output_rows(direct):
+    """Vectors that start at output rows, stored straight into y (partial ones lane by lane):
+    the same results as the reference, forward and backward-data (the forward on dy)."""
+    for x_shape, w_shape, pad, groups in _rows_cases(direct.VECTOR_WIDTH):
+        params = (ONE, ONE, pad, pad, groups)
+        geo = conv.geometry(x_shape, w_shape, *params)
+        assert direct.forward_on_rows(x_shape, w_shape, geo)
+        x, w, dy = _arrays(7, x_shape, w_shape, params)
+        y = direct.forward(x, w, geo, 2)
+        np.testing.assert_allclose(y, ref.conv_forward(x, w, *params), rtol=1e-4, atol=1e-4)
+        dx = direct.backward_data(dy, w, geo, 2)
+        expected = ref.conv_backward_data(dy, w, x_shape[2:], *params)
+        np.testing.assert_allclose(dx, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_block_reading_past_the_last_plane(direct):
     """Outputs that end just inside a block: the kernel reads up to a block past the padded
     input, which must be zeros, not whatever memory follows."""

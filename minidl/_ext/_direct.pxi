@@ -81,42 +81,112 @@ cdef extern from *:
     /* aligned(4): loads at any float offset */
     typedef float minidl_vf __attribute__((vector_size(4 * MINIDL_VW), aligned(4)));
 
-    /* forward: out[j * ldo + i] = sum over taps t of w[t * cb + j] * x[off[t] + i]
-       for j < cb output channels (up to CB) and i < VW * NV positions. */
+    /* Where a forward block's NV vectors of positions read and write: vector v reads
+       x[pos[v] + off[t] + lane] and stores the first lanes[v] lanes of channel j at out[v] +
+       j * ldo[v] (in y itself; the grid's blocks: see minidl_direct_kernel). */
+    typedef struct {
+        Py_ssize_t pos[MINIDL_NV];
+        float* out[MINIDL_NV];
+        Py_ssize_t ldo[MINIDL_NV];
+        int lanes[MINIDL_NV];
+    } minidl_vectors;
+
+    #if defined(__AVX2__)
+    #include <immintrin.h>
+    #endif
+    /* the first `lanes` lanes of a at p; the masked stores do not touch (or fault on) the
+       others */
     static inline __attribute__((always_inline)) void
-    minidl_direct_kernel(const float* x, const Py_ssize_t* off, const float* w,
-                         Py_ssize_t taps, float* out, Py_ssize_t ldo, const int cb)
+    minidl_store_lanes(float* p, minidl_vf a, int lanes)
+    {
+        if (lanes == MINIDL_VW) {
+            *(minidl_vf*)p = a;
+            return;
+        }
+    #if defined(__AVX512F__)
+        _mm512_mask_storeu_ps(p, (__mmask16)((1u << lanes) - 1), (__m512)a);
+    #elif defined(__AVX2__)  /* half, quarter, lane: vmaskmovps was slower (AMD EPYC) */
+        __m128 part = _mm256_castps256_ps128((__m256)a);
+        if (lanes >= 4) {
+            _mm_storeu_ps(p, part);
+            part = _mm256_extractf128_ps((__m256)a, 1);
+            p += 4;
+            lanes -= 4;
+        }
+        if (lanes >= 2) {
+            _mm_storel_pi((__m64*)p, part);
+            part = _mm_movehl_ps(part, part);
+            p += 2;
+            lanes -= 2;
+        }
+        if (lanes) _mm_store_ss(p, part);
+    #else
+        for (int l = 0; l < lanes; l++) p[l] = a[l];
+    #endif
+    }
+
+    /* forward: channel j < cb of vector v = sum over taps t of w[t * cb + j] * x[pos[v] +
+       off[t] + lane]; channels j < nstore are stored.  `rows` = 0: the vectors are known to
+       be consecutive and whole (the grid's blocks), which keeps one pointer for the loads. */
+    static inline __attribute__((always_inline)) void
+    minidl_direct_kernel(const float* x, const minidl_vectors* vec, const Py_ssize_t* off,
+                         const float* w, Py_ssize_t taps, int nstore, const int cb,
+                         const int rows)
     {
         minidl_vf acc[MINIDL_CB][MINIDL_NV] = {{{0}}};
+        const float* xs[MINIDL_NV];
+        for (int v = 0; v < MINIDL_NV; v++)
+            xs[v] = x + (rows ? vec->pos[v] : vec->pos[0] + MINIDL_VW * v);
         for (Py_ssize_t t = 0; t < taps; t++) {
-            const float* xt = x + off[t];
+            const Py_ssize_t o = off[t];
             minidl_vf xv[MINIDL_NV];
-            for (int v = 0; v < MINIDL_NV; v++) xv[v] = *(const minidl_vf*)(xt + MINIDL_VW * v);
+            for (int v = 0; v < MINIDL_NV; v++) xv[v] = *(const minidl_vf*)(xs[v] + o);
             for (int j = 0; j < cb; j++) {
                 float s = w[t * cb + j];
                 for (int v = 0; v < MINIDL_NV; v++) acc[j][v] += s * xv[v];
             }
         }
+        /* unrolled whole, so that acc stays in registers (GCC left these loops rolled and
+           acc on the stack, zeroed there by every call: costly next to LeNet conv1's 25
+           taps) */
+        #pragma GCC unroll 16
         for (int j = 0; j < cb; j++)
+            #pragma GCC unroll 4
             for (int v = 0; v < MINIDL_NV; v++)
-                *(minidl_vf*)(out + j * ldo + MINIDL_VW * v) = acc[j][v];
+                if (j >= nstore)
+                    ;
+                else if (rows)
+                    minidl_store_lanes(vec->out[v] + j * vec->ldo[v], acc[j][v], vec->lanes[v]);
+                else
+                    *(minidl_vf*)(vec->out[0] + j * vec->ldo[0] + MINIDL_VW * v) = acc[j][v];
     }
     /* one instance per channel count: fewer channels than CB (LeNet's 6) leave no
        accumulator idle */
-    static void minidl_direct_block(const float* x, const Py_ssize_t* off, const float* w,
-                                    Py_ssize_t taps, float* out, Py_ssize_t ldo, int cb)
-    {
-        switch (cb) {
-        case 1: minidl_direct_kernel(x, off, w, taps, out, ldo, 1); break;
-        case 2: minidl_direct_kernel(x, off, w, taps, out, ldo, 2); break;
-        case 3: minidl_direct_kernel(x, off, w, taps, out, ldo, 3); break;
+    #define MINIDL_DIRECT_CASES(rows)                                                          \
+        switch (cb) {                                                                       \
+        case 1: minidl_direct_kernel(x, vec, off, w, taps, nstore, 1, rows); break;           \
+        case 2: minidl_direct_kernel(x, vec, off, w, taps, nstore, 2, rows); break;           \
+        case 3: minidl_direct_kernel(x, vec, off, w, taps, nstore, 3, rows); break;           \
+        MINIDL_DIRECT_WIDE_CASES(rows)                                                        \
+        default: minidl_direct_kernel(x, vec, off, w, taps, nstore, MINIDL_CB, rows); break;  \
+        }
     #if MINIDL_CB > 4
-        case 4: minidl_direct_kernel(x, off, w, taps, out, ldo, 4); break;
-        case 5: minidl_direct_kernel(x, off, w, taps, out, ldo, 5); break;
-        case 6: minidl_direct_kernel(x, off, w, taps, out, ldo, 6); break;
-        case 7: minidl_direct_kernel(x, off, w, taps, out, ldo, 7); break;
+    #define MINIDL_DIRECT_WIDE_CASES(rows)                                                     \
+        case 4: minidl_direct_kernel(x, vec, off, w, taps, nstore, 4, rows); break;           \
+        case 5: minidl_direct_kernel(x, vec, off, w, taps, nstore, 5, rows); break;           \
+        case 6: minidl_direct_kernel(x, vec, off, w, taps, nstore, 6, rows); break;           \
+        case 7: minidl_direct_kernel(x, vec, off, w, taps, nstore, 7, rows); break;
+    #else
+    #define MINIDL_DIRECT_WIDE_CASES(rows)
     #endif
-        default: minidl_direct_kernel(x, off, w, taps, out, ldo, MINIDL_CB); break;
+    static void minidl_direct_block(const float* x, const minidl_vectors* vec,
+                                    const Py_ssize_t* off, const float* w, Py_ssize_t taps,
+                                    int nstore, int cb, int rows)
+    {
+        if (rows) {
+            MINIDL_DIRECT_CASES(1)
+        } else {
+            MINIDL_DIRECT_CASES(0)
         }
     }
 
@@ -299,8 +369,14 @@ cdef extern from *:
     enum: MINIDL_CB
     enum: MINIDL_BLOCK
     enum: MINIDL_WT
-    void minidl_direct_block(const float* x, const Py_ssize_t* off, const float* w,
-                             Py_ssize_t taps, float* out, Py_ssize_t ldo, int cb) noexcept nogil
+    ctypedef struct minidl_vectors:
+        Py_ssize_t pos[MINIDL_NV]
+        float* out[MINIDL_NV]
+        Py_ssize_t ldo[MINIDL_NV]
+        int lanes[MINIDL_NV]
+    void minidl_direct_block(const float* x, const minidl_vectors* vec, const Py_ssize_t* off,
+                             const float* w, Py_ssize_t taps, int nstore, int cb,
+                             bint rows) noexcept nogil
     void minidl_weight_block(const float* x, const Py_ssize_t* off, const float* dyt,
                              Py_ssize_t ldd, Py_ssize_t n, float* dw, Py_ssize_t ldw,
                              int nv) noexcept nogil
@@ -493,6 +569,8 @@ cdef struct Grid:
     Py_ssize_t length                   # grid positions: (N - 1) * plane + last output + 1
     Py_ssize_t segments, span           # the forward's blocks tile `segments` ranges of `span`
                                         # positions, `plane` apart (see make_grid)
+    bint rows                           # or, instead, every output row starts a vector:
+    Py_ssize_t row_vectors, vectors     # ceil(oW / VW) per row, N * oD * oH * that in all
 
 
 def _round_up(a: int, b: int) -> int:
@@ -526,6 +604,15 @@ cdef Grid make_grid(x_shape, O, kernel, padded, out, groups):
         g.segments, g.span = N, image
     else:
         g.segments, g.span = 1, g.length
+    # Or vectors start at every output row: no padding columns computed, and the vectors
+    # stored straight into y (a row's last one with its lanes past the row left alone)
+    # instead of copied out of the tile row segment by row segment, which with few taps
+    # (CIFAR's first conv: 27) costs about as much as the products.  Taken where it computes
+    # fewer positions: rows narrower than a vector waste lanes (LeNet conv2's 10 per row).
+    g.row_vectors = ceil_div(g.oW, MINIDL_VW)
+    g.vectors = N * g.oD * g.oH * g.row_vectors
+    g.rows = (g.vectors * MINIDL_VW
+              < g.segments * ceil_div(g.span, MINIDL_BLOCK) * MINIDL_BLOCK)
     return g
 
 
@@ -583,9 +670,12 @@ cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, c
     cdef const float* w = wp + grp * g.Opad * g.taps
     cdef const float* src
     cdef float* dst
+    cdef minidl_vectors vec
+    vec.pos[0], vec.ldo[0] = q0, MINIDL_BLOCK  # consecutive whole vectors: the first tells all
     for ob in range(g.Opad // g.cb):
-        minidl_direct_block(xp + grp * g.Cg * g.N * g.plane + q0, off, w + ob * g.cb * g.taps,
-                            g.taps, tile + ob * g.cb * MINIDL_BLOCK, MINIDL_BLOCK, g.cb)
+        vec.out[0] = tile + ob * g.cb * MINIDL_BLOCK
+        minidl_direct_block(xp + grp * g.Cg * g.N * g.plane, &vec, off, w + ob * g.cb * g.taps,
+                            g.taps, g.cb, g.cb, False)
     # copy the real outputs out, one grid row segment at a time (contiguous in the tile and in
     # y); grid coordinates are stepped along, not divided out per position
     n = q0 // g.plane
@@ -615,9 +705,64 @@ cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, c
                     n += 1
 
 
+cdef void forward_rows_block(const Grid* g, const float* xp, const Py_ssize_t* off,
+                             const float* wp, const Py_ssize_t* table, float* y,
+                             Py_ssize_t item) noexcept nogil:
+    """All output channels of one group at NV vectors that start at output rows (item =
+    (group, block); table: see _row_vectors), stored straight into y: a row's last vector,
+    when VW does not divide oW, with its lanes past the row left alone; padding channels not
+    at all."""
+    cdef Py_ssize_t blocks = (g.vectors + MINIDL_NV - 1) // MINIDL_NV
+    cdef Py_ssize_t grp = item // blocks, first = item % blocks * MINIDL_NV, ob
+    cdef int v
+    cdef const float* w = wp + grp * g.Opad * g.taps
+    cdef float* yg = y + grp * g.Og * g.P
+    cdef minidl_vectors vec
+    for v in range(MINIDL_NV):
+        vec.lanes[v], vec.pos[v], vec.out[v] = 0, 0, yg  # past the last vector: not stored
+        vec.ldo[v] = g.P
+        if first + v < g.vectors:
+            vec.pos[v] = table[first + v]
+            vec.out[v] = yg + table[g.vectors + first + v]
+            vec.lanes[v] = <int>table[2 * g.vectors + first + v]
+    for ob in range(g.Opad // g.cb):
+        minidl_direct_block(xp + grp * g.Cg * g.N * g.plane, &vec, off, w + ob * g.cb * g.taps,
+                            g.taps, min(g.cb, g.Og - ob * g.cb), g.cb, True)
+        for v in range(MINIDL_NV):
+            vec.out[v] += g.cb * g.P
+
+
+def forward_on_rows(x_shape, w_shape, geo) -> bool:
+    """Whether the stride-1 forward of this geometry runs with vectors starting at output rows
+    (see make_grid)."""
+    padded, out = _sizes(x_shape, w_shape[2:], geo.dilation, geo.pad_before, geo.pad_after)
+    return make_grid(x_shape, w_shape[0], w_shape[2:], padded, out, geo.groups).rows
+
+
+@lru_cache(maxsize=64)  # divisions per vector cost as much as a few-tap kernel: built once
+def _row_vectors(N, G, Og, oD, oH, oW, Hp, Wp, plane) -> np.ndarray:
+    """(3, vectors): for every vector of every output row (n, od, oh) in order, where it
+    reads on the grid, where it writes in y (channel 0 of group 0) and its lanes in the row.
+    Read-only (shared)."""
+    n, od, oh, col = np.meshgrid(np.arange(N), np.arange(oD), np.arange(oH),
+                                 np.arange(0, oW, VECTOR_WIDTH), indexing="ij")
+    table = np.stack([n * plane + (od * Hp + oh) * Wp + col,
+                      n * G * Og * oD * oH * oW + (od * oH + oh) * oW + col,
+                      np.minimum(VECTOR_WIDTH, oW - col)]).reshape(3, -1).astype(np.intp)
+    table.flags.writeable = False
+    return table
+
+
 cdef _run_forward(Grid g, const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] wp,
                   float[::1] y, float[:, ::1] tiles, int nt):
     cdef Py_ssize_t item, n_blocks = g.segments * ((g.span + MINIDL_BLOCK - 1) // MINIDL_BLOCK)
+    cdef const Py_ssize_t[:, ::1] table
+    if g.rows:
+        n_blocks = (g.vectors + MINIDL_NV - 1) // MINIDL_NV
+        table = _row_vectors(g.N, g.G, g.Og, g.oD, g.oH, g.oW, g.Hp, g.Wp, g.plane)
+        for item in prange(g.G * n_blocks, nogil=True, num_threads=nt, schedule="static"):
+            forward_rows_block(&g, &xp[0], &off[0], &wp[0], &table[0, 0], &y[0], item)
+        return
     for item in prange(g.G * n_blocks, nogil=True, num_threads=nt, schedule="static"):
         forward_block(&g, &xp[0], &off[0], &wp[0], &y[0], &tiles[threadid(), 0], item)
 

@@ -208,7 +208,9 @@ cdef extern from *:
                 for (int v = 0; v < nv; v++) a[u][v] += s * d[v];
             }
         }
+        #pragma GCC unroll 16  /* whole, as the forward's: a stays in registers */
         for (int u = 0; u < MINIDL_WT; u++)
+            #pragma GCC unroll 2
             for (int v = 0; v < nv; v++) *(minidl_vf*)(dw + u * ldw + MINIDL_VW * v) += a[u][v];
     }
     static void minidl_weight_block(const float* x, const Py_ssize_t* off, const float* dyt,
@@ -247,7 +249,9 @@ cdef extern from *:
                 for (int o = 0; o < ob; o++) acc[o][u] += d[o] * xv;
             }
         }
+        #pragma GCC unroll 8  /* whole, as the forward's: acc stays in registers */
         for (int o = 0; o < ob; o++)
+            #pragma GCC unroll 8
             for (int u = 0; u < MINIDL_PV_T; u++)
                 *(minidl_vf*)(dw + (o * ldw + u) * MINIDL_VW) += acc[o][u];
     }
@@ -301,6 +305,7 @@ cdef extern from *:
                 for (int v = 0; v < cv; v++) acc[i * cv + v] += s * wv[v];
             }
         }
+        #pragma GCC unroll 32  /* whole, as the forward's: acc stays in registers */
         for (int i = 0; i < np * cv; i++) *(minidl_vf*)(out + i * MINIDL_VW) = acc[i];
     }
     static void minidl_compact_block(const float* x, const Py_ssize_t* pos,
@@ -352,7 +357,9 @@ cdef extern from *:
                 for (int v = 0; v < nv; v++) a[u][v] += s * d[v];
             }
         }
+        #pragma GCC unroll 16  /* whole, as the forward's: a stays in registers */
         for (int u = 0; u < MINIDL_WT; u++)
+            #pragma GCC unroll 2
             for (int v = 0; v < nv; v++) *(minidl_vf*)(dw + u * ldw + MINIDL_VW * v) += a[u][v];
     }
     static void minidl_weight_list_block(const float* x, const Py_ssize_t* pos,

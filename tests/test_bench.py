@@ -157,8 +157,9 @@ def test_report_has_a_table_per_path_naming_cpu_and_caps():
     text = report.markdown(fake_results())
     sections = re.split(r"^### ", text, flags=re.MULTILINE)[1:]
     titles = [s.splitlines()[0] for s in sections]
-    assert titles == ["All paths", "avx512 path (the CPU's widest)", "avx2 path", "baseline path"]
-    widest, avx2, baseline = sections[1:]
+    assert titles == ["Groups", "All paths", "avx512 path (the CPU's widest)", "avx2 path",
+                      "baseline path"]
+    widest, avx2, baseline = sections[2:]
     assert "CPU: Test CPU 9000; caps: MINIDL_MAX_ISA=avx512, ONEDNN_MAX_CPU_ISA and " \
            "ATEN_CPU_CAPABILITY unset" in widest
     assert "caps: MINIDL_MAX_ISA=avx2, ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2" in avx2
@@ -195,6 +196,30 @@ def test_overview_has_a_column_per_measured_path():
     lines = report.overview_table(fake_results()).splitlines()
     assert lines[0] == "| target | avx512 path | avx2 path | target |"
     assert any(line.startswith("| main job epoch") and "0.75 **pass**" in line for line in lines)
+
+
+def test_groups_are_geomeans_of_their_cases():
+    """The speed issue's groups: the geometric mean of the group's figures; a group with an
+    unmeasured member (or none measured) has no figure."""
+    def row(name, value):
+        return report.TargetRow(name, name, None, None, value, 1.0, "", None)
+
+    rows = [row("lenet_conv1", 0.5), row("cifar_conv1", 2.0), row("digits_conv", 0.25),
+            row("lenet_conv2", 4.0), row("depthwise_3x3_128@56", 0.9),
+            row("lenet_train_step", None), row("main_job_epoch", 0.7), row("memory", 3.0)]
+    figures = report.group_figures(rows)
+    assert figures["small"] == pytest.approx(1.0)
+    assert figures["depthwise"] == pytest.approx(0.9)
+    assert figures["main_job"] == pytest.approx(0.7)
+    assert figures["train"] is None and figures["large"] is None
+
+
+def test_group_table_has_a_column_per_measured_path():
+    lines = report.group_table(fake_results()).splitlines()
+    assert lines[0] == "| group (geomean) | avx512 path | avx2 path | target |"
+    assert "| small convs | 0.50 **pass** | 0.50 **pass** | <= 0.8 |" in lines
+    assert "| large convs | - n/a | - n/a | <= 1.0 |" in lines
+    assert "### Groups" in report.markdown(fake_results())
 
 
 def test_write_saves_every_path_and_a_chart_per_measured_one(tmp_path):

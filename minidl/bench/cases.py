@@ -9,6 +9,13 @@ from dataclasses import dataclass, replace
 # forward+backward; "train" is the LeNet-5 step, "main_job" an epoch of train_digits.py.
 TARGETS = {"small": 0.7, "large": 1.25, "depthwise": 1.0, "other": 1.5, "train": 0.8,
            "main_job": 0.8}
+# The speed issue's targets, per group: the geometric mean of the group's figures above
+# (a conv's: geomean of forward and forward+backward), on every instruction-set path.
+GROUP_TARGETS = {"small": 0.8, "large": 1.0, "depthwise": 0.9, "other": 1.2, "train": 0.8,
+                 "main_job": 0.8}
+GROUP_LABEL = {"small": "small convs", "large": "large convs", "depthwise": "depthwise 3x3",
+               "other": "conv1d, conv3d, ConvTranspose2d", "train": "LeNet-5 training step",
+               "main_job": "main job epoch"}
 SGEMM_FRACTION_TARGET = 0.75  # 3x3 ResNet shapes: minidl GFLOP/s vs the measured sgemm peak
 MEMORY_TARGET = 1.5  # peak memory of forward+backward, minidl / PyTorch
 MEMORY_CASE = "resnet_3x3_64@56"

@@ -14,7 +14,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .cases import MEMORY_TARGET, PASSES, SGEMM_FRACTION_TARGET, TARGETS, ConvCase
+from .cases import (
+    GROUP_LABEL,
+    GROUP_TARGETS,
+    MEMORY_TARGET,
+    PASSES,
+    SGEMM_FRACTION_TARGET,
+    TARGETS,
+    ConvCase,
+    case_by_name,
+)
 from .machine import blas_warning, describe_caps
 from .timing import FULL_BUDGET
 
@@ -25,6 +34,9 @@ MAIN_JOB_LABEL = "main job epoch (examples/train_digits.py)"
 FRAMEWORK_LABEL = {"minidl": "minidl", "torch": "PyTorch"}
 BUSY_TITLE = "### LeNet-5 step beside one busy process"
 BUSY_SHARE = FULL_BUDGET.max_busy  # share of CPU time taken by others that makes a round "busy"
+GROUPS_NOTE = ("The speed targets per group of cases: the geometric mean of the group's figures "
+               "(each conv's: the geomean of its fwd and fwd+bwd ratios); the per-case targets "
+               "follow in the tables below.")
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,39 @@ def target_rows(run: dict[str, Any]) -> list[TargetRow]:
     rows.append(main_job_target_row(run["main_job"]))
     rows.append(memory_target_row(run["memory"]))
     return rows
+
+
+def _group_of(row: TargetRow) -> str | None:
+    if row.name in ("lenet_train_step", "main_job_epoch"):
+        return {"lenet_train_step": "train", "main_job_epoch": "main_job"}[row.name]
+    try:
+        return case_by_name(row.name).category
+    except KeyError:  # the memory row: no group
+        return None
+
+
+def group_figures(rows: list[TargetRow]) -> dict[str, float | None]:
+    """The geometric mean of each group's figures (None if one of them was not measured)."""
+    members: dict[str, list[float | None]] = {g: [] for g in GROUP_TARGETS}
+    for row in rows:
+        group = _group_of(row)
+        if group is not None:
+            members[group].append(row.value)
+    return {g: None if not v or None in v else math.exp(sum(map(math.log, v)) / len(v))
+            for g, v in members.items()}
+
+
+def group_table(results: dict[str, Any]) -> str:
+    """The speed issue's groups: one row per group, one column per measured path."""
+    paths = [p for p in results["paths"] if "run" in p]
+    figures = [group_figures(target_rows(p["run"])) for p in paths]
+    header = ["group (geomean)"] + [f"{p['isa']} path" for p in paths] + ["target"]
+    body = []
+    for group, target in GROUP_TARGETS.items():
+        values = [f[group] for f in figures]
+        cells = [f"{_fmt(v)} {_result_word(None if v is None else v <= target)}" for v in values]
+        body.append([GROUP_LABEL[group], *cells, f"<= {target}"])
+    return _table(header, body)
 
 
 # ---- markdown ------------------------------------------------------------------------------
@@ -396,6 +441,8 @@ def busy_markdown(busy: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     parts = ["## Convolution benchmark", _bullets(_general_lines(results))]
+    if any("run" in p for p in results["paths"]):
+        parts += ["### Groups", GROUPS_NOTE, group_table(results)]
     if sum("run" in p for p in results["paths"]) > 1:
         parts += ["### All paths", overview_table(results)]
     parts += [path_markdown(p, results["cpu_model"]) for p in results["paths"]]

@@ -180,6 +180,16 @@ def test_depthwise_stride_one_paddings(multiplier, kernel, dilation, pad_before,
     check_all_three(x, w, dy, params, np.float32)
 
 
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_many_taps_3d(multiplier, dtype):
+    """Stride 1 in 3-D with 30 taps: more than one block of the weight kernel's taps (9) and
+    planes that end inside a vector of positions."""
+    params = ((1, 1, 1), (1, 2, 1), (1, 2, 2), (1, 1, 2), 4)
+    x, w, dy = arrays(13, (2, 4, 4, 6, 9), (4 * multiplier, 1, 3, 2, 5), params, dtype)
+    check_all_three(x, w, dy, params, dtype)
+
+
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pointwise(groups, dtype):

@@ -1,5 +1,5 @@
 # Included by depthwise_avx512.pyx, depthwise_avx2.pyx and depthwise_baseline.pyx: one source,
-# compiled once per instruction set (its loops are vectorised by the compiler).
+# compiled once per instruction set (GCC vector extensions sized to it, loops it vectorises).
 """Depthwise convolution (one input channel per group, groups == C): direct kernels per plane.
 
 Its GEMMs would be (multiplier x kvol) @ (kvol x P), too thin for BLAS to be worth the
@@ -97,9 +97,10 @@ cdef void depthwise_forward_plane(const Geom* g, const floating* x, const floati
                         yr[ow] += wv * xr[ow * sw + off]
 
 
-# Stride 1: planes zero-padded into a per-thread buffer, where every tap is one long shifted
-# multiply-add over the whole grid (rows Wp apart) instead of one per output row: the per-row
-# bookkeeping cost more than the arithmetic on large planes (bench case: depthwise 3x3).
+# Stride 1: planes zero-padded into a per-thread buffer, where every tap reads at one fixed
+# offset from the output's grid position (rows Wp apart): the taps run over vectors of grid
+# positions, across rows, instead of per output row, whose bookkeeping cost more than the
+# arithmetic on large planes (bench case: depthwise 3x3).
 
 cdef struct Plane:
     Py_ssize_t size[3]      # the unpadded source plane
@@ -128,23 +129,137 @@ cdef inline void pad_plane_of(const Plane* p, const floating* src, floating* dst
               p.before[2])
 
 
-cdef inline Py_ssize_t tap_offset(const Geom* g, const Plane* p, Py_ssize_t tap) noexcept nogil:
-    """Where tap (flat kernel index) reads on the padded grid, relative to the output."""
-    cdef Py_ssize_t kw = tap % g.ker[2], kh = tap // g.ker[2] % g.ker[1]
-    cdef Py_ssize_t kd = tap // g.ker[2] // g.ker[1]
-    return (kd * g.dil[0] * p.Hp + kh * g.dil[1]) * p.Wp + kw * g.dil[2]
+cdef extern from *:
+    """
+    /* acc[q] += sum over taps t, in order, of w[t] (w[taps - 1 - t] if flip) * x[q + off[t]]
+       for q < n, off[t] the tap's offset on the padded grid (rows Wp apart, planes Hp rows
+       apart).  NV vectors of positions stay in registers over all taps: per tap and vector
+       one load and one multiply-add, where a pass per tap over the whole grid loaded and
+       stored acc every time. */
+    #if defined(__AVX512F__)
+    #define MINIDL_DW_BYTES 64
+    #elif defined(__AVX__)
+    #define MINIDL_DW_BYTES 32
+    #else
+    #define MINIDL_DW_BYTES 16
+    #endif
+    #define MINIDL_DW_NV 4
+    /* where tap t (flat kernel index) reads on the padded grid, relative to the output */
+    static void minidl_dw_offsets(const Py_ssize_t* ker, const Py_ssize_t* dil, Py_ssize_t Hp,
+                                  Py_ssize_t Wp, Py_ssize_t* off)
+    {
+        for (Py_ssize_t t = 0; t < ker[0] * ker[1] * ker[2]; t++) {
+            Py_ssize_t kw = t % ker[2], kh = t / ker[2] % ker[1], kd = t / ker[2] / ker[1];
+            off[t] = (kd * dil[0] * Hp + kh * dil[1]) * Wp + kw * dil[2];
+        }
+    }
+    #define MINIDL_DW_TAPS(T, name)                                                          \
+    typedef T name##_vec __attribute__((vector_size(MINIDL_DW_BYTES), aligned(sizeof(T)))); \
+    static void name(const T* x, const T* w, int flip, const Py_ssize_t* ker,                \
+                     const Py_ssize_t* dil, Py_ssize_t Hp, Py_ssize_t Wp, T* acc,             \
+                     Py_ssize_t n)                                                          \
+    {                                                                                       \
+        enum { L = MINIDL_DW_BYTES / sizeof(T) };                                           \
+        const Py_ssize_t taps = ker[0] * ker[1] * ker[2];                                   \
+        Py_ssize_t off[taps];                                                               \
+        T wt[taps];                                                                         \
+        minidl_dw_offsets(ker, dil, Hp, Wp, off);                                           \
+        for (Py_ssize_t t = 0; t < taps; t++) wt[t] = w[flip ? taps - 1 - t : t];           \
+        Py_ssize_t q = 0;                                                                   \
+        for (; q + MINIDL_DW_NV * L <= n; q += MINIDL_DW_NV * L) {                          \
+            name##_vec a[MINIDL_DW_NV];                                                     \
+            for (int v = 0; v < MINIDL_DW_NV; v++) a[v] = *(const name##_vec*)(acc + q + v * L); \
+            for (Py_ssize_t t = 0; t < taps; t++) {                                         \
+                const T s = wt[t];                                                          \
+                const T* xt = x + q + off[t];                                               \
+                for (int v = 0; v < MINIDL_DW_NV; v++)                                      \
+                    a[v] += s * *(const name##_vec*)(xt + v * L);                           \
+            }                                                                               \
+            for (int v = 0; v < MINIDL_DW_NV; v++) *(name##_vec*)(acc + q + v * L) = a[v];  \
+        }                                                                                   \
+        for (; q < n; q++) {                                                                \
+            T a = acc[q];                                                                   \
+            for (Py_ssize_t t = 0; t < taps; t++) a += wt[t] * x[q + off[t]];              \
+            acc[q] = a;                                                                     \
+        }                                                                                   \
+    }
+    MINIDL_DW_TAPS(float, minidl_dw_taps_float)
+    MINIDL_DW_TAPS(double, minidl_dw_taps_double)
+
+    /* dw[t] += sum over q < n of dyg[q] * x[q + off[t]] for every tap t (offsets as above):
+       blocks of up to 9 taps (a 3x3 kernel whole) held in registers over the positions, one
+       load of dyg per vector for all of them; each tap's lanes summed in lane order, then
+       the positions past the last whole vector. */
+    #define MINIDL_DW_WB 9
+    #define MINIDL_DW_WEIGHT(T, name)                                                        \
+    typedef T name##_vec __attribute__((vector_size(MINIDL_DW_BYTES), aligned(sizeof(T)))); \
+    static inline __attribute__((always_inline)) void                                       \
+    name##_block(const T* x, const T* dyg, const Py_ssize_t* off, T* dw, Py_ssize_t n,       \
+                 const int tb)                                                              \
+    {                                                                                       \
+        enum { L = MINIDL_DW_BYTES / sizeof(T) };                                           \
+        name##_vec a[MINIDL_DW_WB] = {0};                                                   \
+        Py_ssize_t q = 0;                                                                   \
+        for (; q + L <= n; q += L) {                                                        \
+            const name##_vec d = *(const name##_vec*)(dyg + q);                             \
+            _Pragma("GCC unroll 16")                                                        \
+            for (int u = 0; u < tb; u++) a[u] += d * *(const name##_vec*)(x + q + off[u]);  \
+        }                                                                                   \
+        _Pragma("GCC unroll 16")                                                            \
+        for (int u = 0; u < tb; u++) {                                                      \
+            T s = 0;                                                                        \
+            _Pragma("GCC unroll 16")                                                        \
+            for (int l = 0; l < L; l++) s += a[u][l];                                       \
+            for (Py_ssize_t r = q; r < n; r++) s += dyg[r] * x[r + off[u]];                 \
+            dw[u] += s;                                                                     \
+        }                                                                                   \
+    }                                                                                       \
+    static void name(const T* x, const T* dyg, const Py_ssize_t* ker, const Py_ssize_t* dil, \
+                     Py_ssize_t Hp, Py_ssize_t Wp, T* dw, Py_ssize_t n)                      \
+    {                                                                                       \
+        const Py_ssize_t taps = ker[0] * ker[1] * ker[2];                                   \
+        Py_ssize_t off[taps];                                                               \
+        minidl_dw_offsets(ker, dil, Hp, Wp, off);                                           \
+        for (Py_ssize_t t = 0; t < taps; t += MINIDL_DW_WB) {                               \
+            const Py_ssize_t* o = off + t;                                                  \
+            switch (taps - t < MINIDL_DW_WB ? taps - t : MINIDL_DW_WB) {                    \
+            case 1: name##_block(x, dyg, o, dw + t, n, 1); break;                           \
+            case 2: name##_block(x, dyg, o, dw + t, n, 2); break;                           \
+            case 3: name##_block(x, dyg, o, dw + t, n, 3); break;                           \
+            case 4: name##_block(x, dyg, o, dw + t, n, 4); break;                           \
+            case 5: name##_block(x, dyg, o, dw + t, n, 5); break;                           \
+            case 6: name##_block(x, dyg, o, dw + t, n, 6); break;                           \
+            case 7: name##_block(x, dyg, o, dw + t, n, 7); break;                           \
+            case 8: name##_block(x, dyg, o, dw + t, n, 8); break;                           \
+            default: name##_block(x, dyg, o, dw + t, n, MINIDL_DW_WB); break;               \
+            }                                                                               \
+        }                                                                                   \
+    }
+    MINIDL_DW_WEIGHT(float, minidl_dw_weight_float)
+    MINIDL_DW_WEIGHT(double, minidl_dw_weight_double)
+    """
+    void minidl_dw_taps_float(const float* x, const float* w, int flip, const Py_ssize_t* ker,
+                              const Py_ssize_t* dil, Py_ssize_t Hp, Py_ssize_t Wp, float* acc,
+                              Py_ssize_t n) noexcept nogil
+    void minidl_dw_taps_double(const double* x, const double* w, int flip,
+                               const Py_ssize_t* ker, const Py_ssize_t* dil, Py_ssize_t Hp,
+                               Py_ssize_t Wp, double* acc, Py_ssize_t n) noexcept nogil
+    void minidl_dw_weight_float(const float* x, const float* dyg, const Py_ssize_t* ker,
+                                const Py_ssize_t* dil, Py_ssize_t Hp, Py_ssize_t Wp, float* dw,
+                                Py_ssize_t n) noexcept nogil
+    void minidl_dw_weight_double(const double* x, const double* dyg, const Py_ssize_t* ker,
+                                 const Py_ssize_t* dil, Py_ssize_t Hp, Py_ssize_t Wp, double* dw,
+                                 Py_ssize_t n) noexcept nogil
 
 
-cdef void add_taps(const Geom* g, const Plane* p, const floating* xp, const floating* w,
-                   bint flip, floating* acc) noexcept nogil:
-    """acc[q] += sum over taps of w[tap] * xp[q + offset(tap)] (w[kvol - 1 - tap] if flip)."""
-    cdef Py_ssize_t tap, q, off
-    cdef floating wv
-    for tap in range(g.kvol):
-        off = tap_offset(g, p, tap)
-        wv = w[g.kvol - 1 - tap] if flip else w[tap]
-        for q in range(p.length):  # q + off <= padded - 1: the last output's last tap
-            acc[q] += wv * xp[q + off]
+cdef inline void add_taps(const Geom* g, const Plane* p, const floating* xp, const floating* w,
+                          bint flip, floating* acc) noexcept nogil:
+    """acc[q] += sum over taps of w[tap] * xp[q + offset(tap)] (w[kvol - 1 - tap] if flip);
+    q + offset <= padded - 1: the last output's last tap."""
+    if floating is float:
+        minidl_dw_taps_float(xp, w, flip, g.ker, g.dil, p.Hp, p.Wp, acc, p.length)
+    else:
+        minidl_dw_taps_double(xp, w, flip, g.ker, g.dil, p.Hp, p.Wp, acc, p.length)
 
 
 cdef void rows_out(const Plane* p, const floating* acc, floating* dst) noexcept nogil:
@@ -255,32 +370,20 @@ cdef void depthwise_weight_plane(const Geom* g, const floating* x, const floatin
 cdef void depthwise_weight_plane_s1(const Geom* g, const floating* x, const floating* dy,
                                     floating* dw, floating* buf, Py_ssize_t item) noexcept nogil:
     """dw[o] += each tap's dot product of dy[n, o], laid on the padded grid (zeros off the
-    outputs), with the padded input plane shifted by the tap; summed in 64 lanes, which
-    vectorise without -ffast-math."""
-    cdef Py_ssize_t o = item % g.O, n = item // g.O, tap, q, j, z, r, off, end
+    outputs), with the padded input plane shifted by the tap."""
+    cdef Py_ssize_t o = item % g.O, n = item // g.O, z, r
     cdef Plane p = plane_of(g.inp, g.pad, g.pad_after, g.out)
     cdef floating* dyg = buf + p.padded
-    cdef floating lanes[64]
-    cdef floating total
     pad_plane_of(&p, x + (n * g.C + o // g.Og) * g.Pin, buf)
     memset(dyg, 0, p.length * sizeof(floating))
     for z in range(g.out[0]):
         for r in range(g.out[1]):
             memcpy(dyg + (z * p.Hp + r) * p.Wp, dy + item * g.P + (z * g.out[1] + r) * g.out[2],
                    g.out[2] * sizeof(floating))
-    end = p.length - p.length % 64
-    for tap in range(g.kvol):
-        off = tap_offset(g, &p, tap)
-        memset(lanes, 0, 64 * sizeof(floating))
-        for q in range(0, end, 64):
-            for j in range(64):
-                lanes[j] += dyg[q + j] * buf[q + j + off]
-        total = 0
-        for q in range(end, p.length):
-            total += dyg[q] * buf[q + off]
-        for j in range(64):
-            total += lanes[j]
-        dw[o * g.kvol + tap] += total
+    if floating is float:
+        minidl_dw_weight_float(buf, dyg, g.ker, g.dil, p.Hp, p.Wp, dw + o * g.kvol, p.length)
+    else:
+        minidl_dw_weight_double(buf, dyg, g.ker, g.dil, p.Hp, p.Wp, dw + o * g.kvol, p.length)
 
 
 def _run_forward(_Plan plan, const floating[::1] x, const floating[::1] w,

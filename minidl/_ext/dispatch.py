@@ -95,6 +95,12 @@ COMPACT_MIN_VECTORS = 2
 COMPACT_MAX_GRID_USE = 0.8
 COMPACT_MIN_TAPS = 32
 COMPACT_WEIGHT_MAX_GRID_USE = 0.85
+# With AVX-512 and output channels that fill 4 vectors (the compact kernel's widest block:
+# each input broadcast feeds 4 multiply-adds), the compact layout wins up to this share for
+# the forward and the backward-data (VGG 128@28: 87%; ResNet 64@56, 93%, is even; AVX2's
+# 4-vector block holds 3 positions, and the grid kept conv3d's 83% there).
+COMPACT_WIDE_MAX_GRID_USE = {"avx512": 0.9}
+COMPACT_WIDE_VECTORS = 4
 # Strided forwards: the compact layout reads each window where it starts, where the grid
 # needs the input split into phases first (bench cases: ResNet 3x3/2, the ConvTranspose's
 # backward-data); with fewer input channels than this the phases are cheap and the grid wins
@@ -211,9 +217,17 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
             return "compact"
         if pass_ == "data" and isa not in DIRECT_BEATS_GEMM:
             return None
-    elif wide and _grid_use(pass_, geo) < COMPACT_MAX_GRID_USE:
+    elif wide and _grid_use(pass_, geo) < _compact_max_grid_use(channels, taps, isa):
         return "compact" if taps >= COMPACT_MIN_TAPS else None
     return "direct" if _grid_wins(pass_, geo, isa) else None
+
+
+def _compact_max_grid_use(channels: int, taps: int, isa: str) -> float:
+    """Below which share of the padded plane a stride-1 forward or backward-data with this
+    many output channels (per group) runs in the compact layout."""
+    if channels >= COMPACT_WIDE_VECTORS * VECTOR_WIDTH[isa] and taps >= COMPACT_MIN_TAPS:
+        return COMPACT_WIDE_MAX_GRID_USE.get(isa, COMPACT_MAX_GRID_USE)
+    return COMPACT_MAX_GRID_USE
 
 
 @functools.lru_cache(maxsize=1024)  # asked on every grid weight gradient, as _decide is

@@ -437,8 +437,8 @@ def backward_data(dy: np.ndarray, w: np.ndarray, geo, nt: int,
     if geo.stride != (1, 1, 1):
         return _data_phases(dy, w, geo, nt, compact)
     before, after = _data_padding(geo)
-    return _forward1(dy, _flip_swap(w, geo.groups), geo.dilation, before, after, geo.groups, nt,
-                     compact)
+    return _forward1(dy, _flip_swap(w, geo.groups, nt), geo.dilation, before, after,
+                     geo.groups, nt, compact)
 
 
 def data_padding_fits(geo) -> bool:
@@ -499,7 +499,7 @@ def _data_phases(dy, w, geo, nt, compact) -> np.ndarray:
     dx = np.zeros(geo.x_shape, np.float32)
     for dx_slices, geo_r, taps in _data_phase_problems(geo):
         assert geo_r.y_shape == dy.shape  # each phase's stride-1 conv outputs dy's size
-        w_r = np.ascontiguousarray(w[(slice(None), slice(None)) + taps])
+        w_r = w[(slice(None), slice(None)) + taps]  # a view: _flip_swap gathers from it
         dx[(slice(None), slice(None)) + dx_slices] = backward_data(dy, w_r, geo_r, nt, compact)
     return dx
 
@@ -560,11 +560,23 @@ def _split_weight(w, stride) -> np.ndarray:
     return _split(full, stride, _phases(stride, kernel), sub)
 
 
-def _flip_swap(w, groups) -> np.ndarray:
-    """w (O, Cg, *k) as (C, Og, *k) flipped: the weight of the stride-1 backward-data."""
-    O, Cg = w.shape[:2]
-    swapped = w.reshape((groups, O // groups, Cg) + w.shape[2:]).swapaxes(1, 2)
-    return swapped.reshape((groups * Cg, O // groups) + w.shape[2:])[:, :, ::-1, ::-1, ::-1]
+def _flip_swap(const float[:, :, :, :, :] w, int groups, int nt) -> np.ndarray:
+    """w (O, Cg, *k), any strides, as (C, Og, *k) flipped: the weight of the stride-1
+    backward-data; one gather (numpy's strided copies of a strided phase's sub-kernel, a
+    few elements per row, took longer than the phase's products on a ConvTranspose 4x4/2)."""
+    cdef Py_ssize_t O = w.shape[0], Cg = w.shape[1], Og = O // groups
+    cdef Py_ssize_t kd = w.shape[2], kh = w.shape[3], kw = w.shape[4], o, c, a, b, e
+    out = np.empty((groups * Cg, Og, kd, kh, kw), np.float32)
+    cdef float[:, :, :, :, ::1] f = out
+    for o in prange(O, nogil=True, num_threads=nt, schedule="static"):  # f[group * Cg + c,
+        # o % Og] = w[o, c] flipped
+        for c in range(Cg):
+            for a in range(kd):
+                for b in range(kh):
+                    for e in range(kw):
+                        f[o // Og * Cg + c, o % Og, a, b, e] = w[o, c, kd - 1 - a, kh - 1 - b,
+                                                                kw - 1 - e]
+    return out
 
 
 cdef struct Grid:
@@ -785,20 +797,26 @@ def _forward1(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after, gro
     y = np.empty((N, O) + out, np.float32)
     xp = _padded_input(x, padded, pad_before, nt)
     off = _tap_offsets(N, g.Cg, w.shape[2:], dilation, padded)
-    _run_forward(g, xp, off, _pack_weight(w, groups, g.Opad, g.cb), y.reshape(-1),
+    _run_forward(g, xp, off, _pack_weight(w, groups, g.Opad, g.cb, nt), y.reshape(-1),
                  np.empty((nt, g.Opad * _BLOCK), np.float32), nt)
     return y
 
 
-def _pack_weight(w, groups, Opad, width) -> np.ndarray:
+def _pack_weight(w, int groups, Py_ssize_t Opad, Py_ssize_t width, int nt) -> np.ndarray:
     """w (O, Cg, k...) as (groups, Opad / width, taps, width): the ``width`` weights of a tap
-    side by side, output channels padded with zeros to Opad, a multiple of width."""
-    O = w.shape[0]
-    taps = w[0].size
-    wg = np.zeros((groups, Opad, taps), np.float32)
-    wg[:, : O // groups] = w.reshape(groups, O // groups, taps)
-    packed = wg.reshape(groups, Opad // width, width, taps).transpose(0, 1, 3, 2)
-    return np.ascontiguousarray(packed).reshape(-1)
+    side by side, output channels padded with zeros to Opad, a multiple of width.  One pass
+    in the packed order (numpy's transposing copy moved ``width`` floats per row)."""
+    cdef const float[:, ::1] wt = np.ascontiguousarray(w).reshape(w.shape[0], -1)
+    cdef Py_ssize_t Og = w.shape[0] // groups, taps = wt.shape[1], blocks = Opad // width
+    cdef Py_ssize_t item, grp, ob, t, j
+    packed = np.zeros(groups * Opad * taps, np.float32)
+    cdef float[::1] p = packed
+    for item in prange(groups * blocks, nogil=True, num_threads=nt, schedule="static"):
+        grp, ob = item // blocks, item % blocks
+        for t in range(taps):
+            for j in range(min(width, Og - ob * width)):
+                p[(item * taps + t) * width + j] = wt[grp * Og + ob * width + j, t]
+    return packed
 
 
 # ---- backward-weight -----------------------------------------------------------------------
@@ -1021,7 +1039,7 @@ def _forward_compact(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_aft
     xp = _padded_input(x, padded, pad_before, nt)
     off = _tap_offsets(N, C // groups, kernel, dilation, padded)
     pos = _positions(N, padded, out, c.np, tuple(stride))
-    wp = _pack_weight(w, groups, c.blocks * c.width, c.width)
+    wp = _pack_weight(w, groups, c.blocks * c.width, c.width, nt)
     _run_compact(c, xp, pos, off, wp, y.reshape(-1), np.empty((nt, c.run * c.width), np.float32),
                  np.empty((nt, c.run), np.intp), nt)
     return y

@@ -221,12 +221,17 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     assert [dispatch.choose("forward", g, np.float32) for g in (strided, stem)] == expected
     strided_weight = {"avx512": "compact", "avx2": "gemm", "baseline": "gemm"}[runtime.isa()]
     assert dispatch.choose("weight", strided, np.float32) == strided_weight
-    # strided backward-data: with AVX-512 phase by phase on the grid (3 input channels: GEMM)
-    r3x3s2 = conv.geometry((2, 64, 1, 16, 16), (128, 64, 1, 3, 3), (1, 2, 2), ONE, (0, 1, 1),
+    # strided backward-data: with AVX-512 phase by phase on the grid (3 input channels: GEMM);
+    # a 4x4/2 kernel's phases on 8x8 (79% of their padded planes: the ConvTranspose2d bench
+    # case's forward) in the compact layout, on both paths
+    r3x3s2 = conv.geometry((2, 64, 1, 56, 56), (128, 64, 1, 3, 3), (1, 2, 2), ONE, (0, 1, 1),
                            (0, 1, 1), 1)
-    expected = {"avx512": ["direct", "gemm"], "avx2": ["gemm", "gemm"],
-                "baseline": ["gemm", "gemm"]}[runtime.isa()]
-    assert [dispatch.choose("data", g, np.float32) for g in (r3x3s2, stem)] == expected
+    small_phases = conv.geometry((2, 128, 1, 16, 16), (256, 128, 1, 4, 4), (1, 2, 2), ONE,
+                                 (0, 1, 1), (0, 1, 1), 1)
+    expected = {"avx512": ["direct", "gemm", "compact"], "avx2": ["gemm", "gemm", "compact"],
+                "baseline": ["gemm", "gemm", "gemm"]}[runtime.isa()]
+    geos = (r3x3s2, stem, small_phases)
+    assert [dispatch.choose("data", g, np.float32) for g in geos] == expected
     # ... unless a phase's padding exceeds its sub-kernel (3 on a 3x3 kernel with stride 2)
     far = conv.geometry((2, 64, 1, 16, 16), (128, 64, 1, 3, 3), (1, 2, 2), ONE, (0, 3, 3),
                         (0, 3, 3), 1)

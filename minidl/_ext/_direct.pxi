@@ -437,8 +437,8 @@ def backward_data(dy: np.ndarray, w: np.ndarray, geo, nt: int,
     if geo.stride != (1, 1, 1):
         return _data_phases(dy, w, geo, nt, compact)
     before, after = _data_padding(geo)
-    return _forward1(dy, _flip_swap(w, geo.groups, nt), geo.dilation, before, after,
-                     geo.groups, nt, compact)
+    return _forward1(dy, w, geo.dilation, before, after, geo.groups, nt, compact,
+                     flip_swap=True)
 
 
 def data_padding_fits(geo) -> bool:
@@ -499,7 +499,7 @@ def _data_phases(dy, w, geo, nt, compact) -> np.ndarray:
     dx = np.zeros(geo.x_shape, np.float32)
     for dx_slices, geo_r, taps in _data_phase_problems(geo):
         assert geo_r.y_shape == dy.shape  # each phase's stride-1 conv outputs dy's size
-        w_r = w[(slice(None), slice(None)) + taps]  # a view: _flip_swap gathers from it
+        w_r = w[(slice(None), slice(None)) + taps]  # a view: _pack_weight gathers from it
         dx[(slice(None), slice(None)) + dx_slices] = backward_data(dy, w_r, geo_r, nt, compact)
     return dx
 
@@ -558,25 +558,6 @@ def _split_weight(w, stride) -> np.ndarray:
     full = np.zeros(w.shape[:2] + tuple(s * k for s, k in zip(stride, sub)), np.float32)
     full[..., : kernel[0], : kernel[1], : kernel[2]] = w
     return _split(full, stride, _phases(stride, kernel), sub)
-
-
-def _flip_swap(const float[:, :, :, :, :] w, int groups, int nt) -> np.ndarray:
-    """w (O, Cg, *k), any strides, as (C, Og, *k) flipped: the weight of the stride-1
-    backward-data; one gather (numpy's strided copies of a strided phase's sub-kernel, a
-    few elements per row, took longer than the phase's products on a ConvTranspose 4x4/2)."""
-    cdef Py_ssize_t O = w.shape[0], Cg = w.shape[1], Og = O // groups
-    cdef Py_ssize_t kd = w.shape[2], kh = w.shape[3], kw = w.shape[4], o, c, a, b, e
-    out = np.empty((groups * Cg, Og, kd, kh, kw), np.float32)
-    cdef float[:, :, :, :, ::1] f = out
-    for o in prange(O, nogil=True, num_threads=nt, schedule="static"):  # f[group * Cg + c,
-        # o % Og] = w[o, c] flipped
-        for c in range(Cg):
-            for a in range(kd):
-                for b in range(kh):
-                    for e in range(kw):
-                        f[o // Og * Cg + c, o % Og, a, b, e] = w[o, c, kd - 1 - a, kh - 1 - b,
-                                                                kw - 1 - e]
-    return out
 
 
 cdef struct Grid:
@@ -787,35 +768,56 @@ cdef _run_forward(Grid g, const float[::1] xp, const Py_ssize_t[::1] off, const 
 
 
 def _forward1(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after, groups: int,
-              nt: int, compact: bool) -> np.ndarray:
-    """Stride-1 conv of float32 x (N, C, D, H, W) with w (O, C/groups, kD, kH, kW)."""
+              nt: int, compact: bool, flip_swap: bool = False) -> np.ndarray:
+    """Stride-1 conv of float32 x (N, C, D, H, W) with w (O, C/groups, kD, kH, kW), or with
+    w's flip_swap (see _pack_weight)."""
     if compact:
-        return _forward_compact(x, w, dilation, pad_before, pad_after, groups, nt)
-    N, O = x.shape[0], w.shape[0]
+        return _forward_compact(x, w, dilation, pad_before, pad_after, groups, nt,
+                                flip_swap=flip_swap)
+    N, O = x.shape[0], _out_channels(w, groups, flip_swap)
     padded, out = _sizes(x.shape, w.shape[2:], dilation, pad_before, pad_after)
     cdef Grid g = make_grid(x.shape, O, w.shape[2:], padded, out, groups)
     y = np.empty((N, O) + out, np.float32)
     xp = _padded_input(x, padded, pad_before, nt)
     off = _tap_offsets(N, g.Cg, w.shape[2:], dilation, padded)
-    _run_forward(g, xp, off, _pack_weight(w, groups, g.Opad, g.cb, nt), y.reshape(-1),
-                 np.empty((nt, g.Opad * _BLOCK), np.float32), nt)
+    _run_forward(g, xp, off, _pack_weight(w, groups, g.Opad, g.cb, nt, flip_swap),
+                 y.reshape(-1), np.empty((nt, g.Opad * _BLOCK), np.float32), nt)
     return y
 
 
-def _pack_weight(w, int groups, Py_ssize_t Opad, Py_ssize_t width, int nt) -> np.ndarray:
-    """w (O, Cg, k...) as (groups, Opad / width, taps, width): the ``width`` weights of a tap
-    side by side, output channels padded with zeros to Opad, a multiple of width.  One pass
-    in the packed order (numpy's transposing copy moved ``width`` floats per row)."""
-    cdef const float[:, ::1] wt = np.ascontiguousarray(w).reshape(w.shape[0], -1)
-    cdef Py_ssize_t Og = w.shape[0] // groups, taps = wt.shape[1], blocks = Opad // width
-    cdef Py_ssize_t item, grp, ob, t, j
+def _out_channels(w, groups, flip_swap) -> int:
+    """The output channels of the conv with w, or with its flip_swap (w's input channels)."""
+    return w.shape[1] * groups if flip_swap else w.shape[0]
+
+
+def _pack_weight(const float[:, :, :, :, :] w, int groups, Py_ssize_t Opad, Py_ssize_t width,
+                 int nt, bint flip_swap=False) -> np.ndarray:
+    """w (O, Cg, *k), any strides, as (groups, Opad / width, taps, width): the ``width``
+    weights of a tap side by side, output channels padded with zeros to Opad, a multiple of
+    width.  With flip_swap, the weight of the stride-1 backward-data instead: w's channel
+    roles swapped within each group ((C, O / groups, *k)) and its kernel flipped.  One pass
+    in the packed order (numpy's strided copies, of a strided phase's sub-kernel above all,
+    moved a few floats per row: longer than the products on a ConvTranspose 4x4/2)."""
+    cdef Py_ssize_t O = w.shape[0], Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3]
+    cdef Py_ssize_t kw = w.shape[4], kvol = kd * kh * kw
+    cdef Py_ssize_t Oe = Cg if flip_swap else O // groups  # the packed conv's, per group
+    cdef Py_ssize_t Ce = O // groups if flip_swap else Cg
+    cdef Py_ssize_t taps = Ce * kvol, blocks = Opad // width
+    cdef Py_ssize_t item, grp, t, ce, k, a, b, e, j, oe
     packed = np.zeros(groups * Opad * taps, np.float32)
     cdef float[::1] p = packed
     for item in prange(groups * blocks, nogil=True, num_threads=nt, schedule="static"):
-        grp, ob = item // blocks, item % blocks
+        grp = item // blocks
         for t in range(taps):
-            for j in range(min(width, Og - ob * width)):
-                p[(item * taps + t) * width + j] = wt[grp * Og + ob * width + j, t]
+            ce, k = t // kvol, t % kvol
+            a, b, e = k // (kh * kw), k // kw % kh, k % kw
+            for j in range(min(width, Oe - item % blocks * width)):
+                oe = item % blocks * width + j
+                if flip_swap:
+                    p[(item * taps + t) * width + j] = w[grp * Ce + ce, oe, kd - 1 - a,
+                                                         kh - 1 - b, kw - 1 - e]
+                else:
+                    p[(item * taps + t) * width + j] = w[grp * Oe + oe, ce, a, b, e]
     return packed
 
 
@@ -1018,17 +1020,17 @@ cdef _run_compact(Compact c, const float[::1] xp, const Py_ssize_t[::1] pos,
 
 
 def _forward_compact(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after,
-                     groups: int, nt: int, stride=(1, 1, 1)) -> np.ndarray:
+                     groups: int, nt: int, stride=(1, 1, 1), flip_swap=False) -> np.ndarray:
     """The forward on the compact layout: any stride and dilation (a position is where its
-    window starts)."""
-    N, C, O, kernel = x.shape[0], x.shape[1], w.shape[0], w.shape[2:]
+    window starts); flip_swap: with that of w (see _pack_weight)."""
+    N, C, O, kernel = x.shape[0], x.shape[1], _out_channels(w, groups, flip_swap), w.shape[2:]
     padded, out = _sizes(x.shape, kernel, dilation, pad_before, pad_after)
     out = tuple((o - 1) // s + 1 for o, s in zip(out, stride))  # every s-th window
     cdef Compact c
     c.G, c.Og, c.P = groups, O // groups, out[0] * out[1] * out[2]
     c.total = N * c.P
     c.group_stride = C // groups * N * padded[0] * padded[1] * padded[2]
-    c.taps = w[0].size
+    c.taps = C // groups * kernel[0] * kernel[1] * kernel[2]
     c.cv, c.blocks = _channel_blocks(c.Og)
     c.width, c.np = c.cv * VECTOR_WIDTH, MINIDL_ACC // c.cv
     c.run = _round_up(_COMPACT_RUN, c.np)
@@ -1039,7 +1041,7 @@ def _forward_compact(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_aft
     xp = _padded_input(x, padded, pad_before, nt)
     off = _tap_offsets(N, C // groups, kernel, dilation, padded)
     pos = _positions(N, padded, out, c.np, tuple(stride))
-    wp = _pack_weight(w, groups, c.blocks * c.width, c.width, nt)
+    wp = _pack_weight(w, groups, c.blocks * c.width, c.width, nt, flip_swap)
     _run_compact(c, xp, pos, off, wp, y.reshape(-1), np.empty((nt, c.run * c.width), np.float32),
                  np.empty((nt, c.run), np.intp), nt)
     return y

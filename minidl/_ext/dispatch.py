@@ -104,7 +104,10 @@ COMPACT_WIDE_VECTORS = 4
 # Strided forwards: the compact layout reads each window where it starts, where the grid
 # needs the input split into phases first (bench cases: ResNet 3x3/2, the ConvTranspose's
 # backward-data); with fewer input channels than this the phases are cheap and the grid wins
-# (bench case: the ResNet stem, 3 channels).
+# (bench case: the ResNet stem, 3 channels).  A strided backward-data runs phase by phase, in
+# the compact layout where the phases' outputs take less of their padded planes than the
+# stride-1 rule allows (the ConvTranspose2d 4x4/2 bench case's forward: 8x8 phases, 79%; on
+# both paths), else on the grid (AVX-512) or the GEMM.
 COMPACT_STRIDED_MIN_CHANNELS = 4
 # Where the GEMM otherwise serves (with OpenBLAS held to AVX2 kernels on an AVX-512 CPU), the
 # direct kernels beat it on these instruction sets: the compact weight gradient of strided
@@ -215,6 +218,9 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
         if (pass_ == "forward" and wide and taps >= COMPACT_MIN_TAPS
                 and geo.in_per_group >= COMPACT_STRIDED_MIN_CHANNELS):
             return "compact"
+        if (pass_ == "data" and wide and taps >= COMPACT_MIN_TAPS
+                and _phases_grid_use(geo) < _compact_max_grid_use(channels, taps, isa)):
+            return "compact"  # phase by phase, as on the grid
         if pass_ == "data" and isa not in DIRECT_BEATS_GEMM:
             return None
     elif wide and _grid_use(pass_, geo) < _compact_max_grid_use(channels, taps, isa):
@@ -255,6 +261,12 @@ def _grid_use(pass_: str, geo: ConvGeometry) -> float:
         extents = zip(geo.in_size, geo.dilation, geo.kernel, strict=True)
         padded = [i + d * (k - 1) for i, d, k in extents]
     return math.prod(outputs) / math.prod(padded)
+
+
+def _phases_grid_use(geo: ConvGeometry) -> float:
+    """The grid use of a strided backward-data's phases (direct.backward_data), on average."""
+    phases = direct._data_phase_problems(geo)
+    return sum(_grid_use("data", phase) for _, phase, _ in phases) / len(phases)
 
 
 def _grid_wins(pass_: str, geo: ConvGeometry, isa: str) -> bool:

@@ -36,6 +36,7 @@ where they are used (the instruction set, the geometry and the pass).
 """
 
 import itertools
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -496,12 +497,29 @@ def _data_phase_problems(geo) -> tuple:
 
 
 def _data_phases(dy, w, geo, nt, compact) -> np.ndarray:
-    dx = np.zeros(geo.x_shape, np.float32)
-    for dx_slices, geo_r, taps in _data_phase_problems(geo):
+    problems = _data_phase_problems(geo)
+    reached = sum(math.prod(p[1].x_shape[2:]) for p in problems)
+    # zeros where no phase writes (a phase no tap reaches, or past a phase's reach)
+    dx = (np.empty if reached == math.prod(geo.x_shape[2:]) else np.zeros)(geo.x_shape,
+                                                                           np.float32)
+    for dx_slices, geo_r, taps in problems:
         assert geo_r.y_shape == dy.shape  # each phase's stride-1 conv outputs dy's size
         w_r = w[(slice(None), slice(None)) + taps]  # a view: _pack_weight gathers from it
-        dx[(slice(None), slice(None)) + dx_slices] = backward_data(dy, w_r, geo_r, nt, compact)
+        _put_phase(backward_data(dy, w_r, geo_r, nt, compact),
+                   dx[(slice(None), slice(None)) + dx_slices], nt)
     return dx
+
+
+def _put_phase(const float[:, :, :, :, ::1] phase, float[:, :, :, :, :] dst, int nt):
+    """dst (a strided view of dx) = phase, plane by plane on the threads (numpy's assignment
+    ran on one thread, reading what the others had just written: slow when the cores are
+    far apart)."""
+    cdef Py_ssize_t item, C = phase.shape[1], d, h, x
+    for item in prange(phase.shape[0] * C, nogil=True, num_threads=nt, schedule="static"):
+        for d in range(phase.shape[2]):
+            for h in range(phase.shape[3]):
+                for x in range(phase.shape[4]):
+                    dst[item // C, item % C, d, h, x] = phase[item // C, item % C, d, h, x]
 
 
 # ---- phase decomposition of a strided conv --------------------------------------------------

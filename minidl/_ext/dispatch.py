@@ -239,9 +239,15 @@ def _compact_max_grid_use(channels: int, taps: int, isa: str) -> float:
 @functools.lru_cache(maxsize=1024)  # asked on every grid weight gradient, as _decide is
 def _weight_lanes(geo: ConvGeometry, isa: str) -> bool:
     """Whether the grid's weight gradient runs with positions in the lanes: few output channels
-    per vector, or few taps."""
+    per vector, or few taps, unless the channels fill vectors and the outputs a small share of
+    the padded plane (then the compact layout: the main job's first conv, 9 taps, 36 outputs
+    on 64 positions)."""
     taps = geo.in_per_group * geo.kernel[0] * geo.kernel[1] * geo.kernel[2]
-    return 2 * geo.out_per_group <= VECTOR_WIDTH[isa] or taps < COMPACT_MIN_TAPS
+    if 2 * geo.out_per_group <= VECTOR_WIDTH[isa]:
+        return True
+    return taps < COMPACT_MIN_TAPS and (
+        geo.out_per_group < VECTOR_WIDTH[isa]
+        or _grid_use("weight", geo) >= COMPACT_WEIGHT_MAX_GRID_USE)
 
 
 def _grid_weight(x, dy, geo, nt, parts):

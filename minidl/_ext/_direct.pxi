@@ -82,6 +82,16 @@ cdef extern from *:
     /* aligned(4): loads at any float offset */
     typedef float minidl_vf __attribute__((vector_size(4 * MINIDL_VW), aligned(4)));
 
+    /* Which taps a forward block runs: in each of `segments` runs of taps `stride` apart
+       (a (channel, depth) pair's kH x kW taps), `count` taps from `first` (the kernel rows
+       whose input rows are not all padding for any of the block's outputs); every tap:
+       segments 1, first 0, count taps. */
+    typedef struct { Py_ssize_t segments, stride, first, count; } minidl_taps;
+    #define MINIDL_FOR_TAPS(tp, t)                                                          \
+        for (Py_ssize_t seg_ = 0; seg_ < (tp)->segments; seg_++)                            \
+            for (Py_ssize_t t = seg_ * (tp)->stride + (tp)->first;                          \
+                 t < seg_ * (tp)->stride + (tp)->first + (tp)->count; t++)
+
     /* Where a forward block's NV vectors of positions read and write: vector v reads
        x[pos[v] + off[t] + lane] and stores the first lanes[v] lanes of channel j at out[v] +
        j * ldo[v] (in y itself; the grid's blocks: see minidl_direct_kernel). */
@@ -131,14 +141,14 @@ cdef extern from *:
        be consecutive and whole (the grid's blocks), which keeps one pointer for the loads. */
     static inline __attribute__((always_inline)) void
     minidl_direct_kernel(const float* x, const minidl_vectors* vec, const Py_ssize_t* off,
-                         const float* w, Py_ssize_t taps, int nstore, const int cb,
+                         const float* w, const minidl_taps* tp, int nstore, const int cb,
                          const int rows)
     {
         minidl_vf acc[MINIDL_CB][MINIDL_NV] = {{{0}}};
         const float* xs[MINIDL_NV];
         for (int v = 0; v < MINIDL_NV; v++)
             xs[v] = x + (rows ? vec->pos[v] : vec->pos[0] + MINIDL_VW * v);
-        for (Py_ssize_t t = 0; t < taps; t++) {
+        MINIDL_FOR_TAPS(tp, t) {
             const Py_ssize_t o = off[t];
             minidl_vf xv[MINIDL_NV];
             for (int v = 0; v < MINIDL_NV; v++) xv[v] = *(const minidl_vf*)(xs[v] + o);
@@ -165,24 +175,24 @@ cdef extern from *:
        accumulator idle */
     #define MINIDL_DIRECT_CASES(rows)                                                          \
         switch (cb) {                                                                       \
-        case 1: minidl_direct_kernel(x, vec, off, w, taps, nstore, 1, rows); break;           \
-        case 2: minidl_direct_kernel(x, vec, off, w, taps, nstore, 2, rows); break;           \
-        case 3: minidl_direct_kernel(x, vec, off, w, taps, nstore, 3, rows); break;           \
+        case 1: minidl_direct_kernel(x, vec, off, w, tp, nstore, 1, rows); break;           \
+        case 2: minidl_direct_kernel(x, vec, off, w, tp, nstore, 2, rows); break;           \
+        case 3: minidl_direct_kernel(x, vec, off, w, tp, nstore, 3, rows); break;           \
         MINIDL_DIRECT_WIDE_CASES(rows)                                                        \
-        default: minidl_direct_kernel(x, vec, off, w, taps, nstore, MINIDL_CB, rows); break;  \
+        default: minidl_direct_kernel(x, vec, off, w, tp, nstore, MINIDL_CB, rows); break;  \
         }
     #if MINIDL_CB > 4
     #define MINIDL_DIRECT_WIDE_CASES(rows)                                                     \
-        case 4: minidl_direct_kernel(x, vec, off, w, taps, nstore, 4, rows); break;           \
-        case 5: minidl_direct_kernel(x, vec, off, w, taps, nstore, 5, rows); break;           \
-        case 6: minidl_direct_kernel(x, vec, off, w, taps, nstore, 6, rows); break;           \
-        case 7: minidl_direct_kernel(x, vec, off, w, taps, nstore, 7, rows); break;
+        case 4: minidl_direct_kernel(x, vec, off, w, tp, nstore, 4, rows); break;           \
+        case 5: minidl_direct_kernel(x, vec, off, w, tp, nstore, 5, rows); break;           \
+        case 6: minidl_direct_kernel(x, vec, off, w, tp, nstore, 6, rows); break;           \
+        case 7: minidl_direct_kernel(x, vec, off, w, tp, nstore, 7, rows); break;
     #else
     #define MINIDL_DIRECT_WIDE_CASES(rows)
     #endif
     static void minidl_direct_block(const float* x, const minidl_vectors* vec,
-                                    const Py_ssize_t* off, const float* w, Py_ssize_t taps,
-                                    int nstore, int cb, int rows)
+                                    const Py_ssize_t* off, const float* w,
+                                    const minidl_taps* tp, int nstore, int cb, int rows)
     {
         if (rows) {
             MINIDL_DIRECT_CASES(1)
@@ -290,13 +300,13 @@ cdef extern from *:
        the accumulators stayed in memory, a load and a store around every multiply-add). */
     static inline __attribute__((always_inline)) void
     minidl_compact_kernel(const float* x, const Py_ssize_t* pos, const Py_ssize_t* off,
-                          const float* w, Py_ssize_t taps, float* out, const int cv,
+                          const float* w, const minidl_taps* tp, float* out, const int cv,
                           const int np)
     {
         minidl_vf acc[MINIDL_ACC] = {{0}};
         const float* xs[MINIDL_ACC];
         for (int i = 0; i < np; i++) xs[i] = x + pos[i];
-        for (Py_ssize_t t = 0; t < taps; t++) {
+        MINIDL_FOR_TAPS(tp, t) {
             const Py_ssize_t o = off[t];
             minidl_vf wv[MINIDL_MAX_CV];
             for (int v = 0; v < cv; v++) wv[v] = *(const minidl_vf*)(w + (t * cv + v) * MINIDL_VW);
@@ -310,14 +320,14 @@ cdef extern from *:
         for (int i = 0; i < np * cv; i++) *(minidl_vf*)(out + i * MINIDL_VW) = acc[i];
     }
     static void minidl_compact_block(const float* x, const Py_ssize_t* pos,
-                                     const Py_ssize_t* off, const float* w, Py_ssize_t taps,
-                                     float* out, int cv)
+                                     const Py_ssize_t* off, const float* w,
+                                     const minidl_taps* tp, float* out, int cv)
     {
         switch (cv) {
-        case 1: minidl_compact_kernel(x, pos, off, w, taps, out, 1, MINIDL_ACC / 1); break;
-        case 2: minidl_compact_kernel(x, pos, off, w, taps, out, 2, MINIDL_ACC / 2); break;
-        case 3: minidl_compact_kernel(x, pos, off, w, taps, out, 3, MINIDL_ACC / 3); break;
-        default: minidl_compact_kernel(x, pos, off, w, taps, out, 4, MINIDL_ACC / 4); break;
+        case 1: minidl_compact_kernel(x, pos, off, w, tp, out, 1, MINIDL_ACC / 1); break;
+        case 2: minidl_compact_kernel(x, pos, off, w, tp, out, 2, MINIDL_ACC / 2); break;
+        case 3: minidl_compact_kernel(x, pos, off, w, tp, out, 3, MINIDL_ACC / 3); break;
+        default: minidl_compact_kernel(x, pos, off, w, tp, out, 4, MINIDL_ACC / 4); break;
         }
     }
 
@@ -382,8 +392,10 @@ cdef extern from *:
         float* out[MINIDL_NV]
         Py_ssize_t ldo[MINIDL_NV]
         int lanes[MINIDL_NV]
+    ctypedef struct minidl_taps:
+        Py_ssize_t segments, stride, first, count
     void minidl_direct_block(const float* x, const minidl_vectors* vec, const Py_ssize_t* off,
-                             const float* w, Py_ssize_t taps, int nstore, int cb,
+                             const float* w, const minidl_taps* tp, int nstore, int cb,
                              bint rows) noexcept nogil
     void minidl_weight_block(const float* x, const Py_ssize_t* off, const float* dyt,
                              Py_ssize_t ldd, Py_ssize_t n, float* dw, Py_ssize_t ldw,
@@ -396,7 +408,8 @@ cdef extern from *:
                                 int ob) noexcept nogil
     enum: MINIDL_MAX_CV
     void minidl_compact_block(const float* x, const Py_ssize_t* pos, const Py_ssize_t* off,
-                              const float* w, Py_ssize_t taps, float* out, int cv) noexcept nogil
+                              const float* w, const minidl_taps* tp, float* out,
+                              int cv) noexcept nogil
     void minidl_weight_list_block(const float* x, const Py_ssize_t* pos, const Py_ssize_t* off,
                                   const float* dyt, Py_ssize_t ldd, Py_ssize_t n, float* dw,
                                   Py_ssize_t ldw, int nv) noexcept nogil
@@ -591,6 +604,50 @@ cdef struct Grid:
     Py_ssize_t row_vectors, vectors     # ceil(oW / VW) per row, N * oD * oH * that in all
 
 
+cdef struct TapRows:
+    # the kernel's rows in the taps (channel, kd, kh, kw) and where they read: a block of
+    # outputs skips the kernel rows that read only padding rows for all of them (a valid
+    # conv's backward-data reads its dy padded by the kernel extent: LeNet conv2's 10x10 dy
+    # on 18x18, half of a full window's products on zeros)
+    Py_ssize_t kh, kw             # the taps: runs of kH * kW, one per (channel, kd)
+    Py_ssize_t dil, pad, rows     # dilation and padding before along H, the input's H
+    Py_ssize_t Wp, Hp, plane      # the padded grid
+
+
+cdef TapRows tap_rows_of(x_shape, kernel, dilation, pad_before, padded):
+    cdef TapRows r
+    r.kh, r.kw = kernel[1], kernel[2]
+    r.dil, r.pad, r.rows = dilation[1], pad_before[1], x_shape[3]
+    r.Hp, r.Wp = padded[1], padded[2]
+    r.plane = padded[0] * padded[1] * padded[2]
+    return r
+
+
+cdef inline minidl_taps taps_for_rows(const TapRows* r, Py_ssize_t taps, const Py_ssize_t* q,
+                                      Py_ssize_t n, Py_ssize_t stride) noexcept nogil:
+    """The taps that outputs at grid positions q[0], q[stride], ... (n of them) need: the
+    kernel rows whose input rows are real for at least one of them."""
+    cdef minidl_taps t
+    cdef Py_ssize_t i, row, lo_row = r.Hp, hi_row = -1, lo, hi
+    for i in range(n):
+        row = q[i * stride] % r.plane // r.Wp % r.Hp  # the window's first row on the grid
+        lo_row, hi_row = min(lo_row, row), max(hi_row, row)
+    # kh with row + kh * dil in [pad, pad + rows) for some row in [lo_row, hi_row]
+    lo = 0 if hi_row >= r.pad else (r.pad - hi_row + r.dil - 1) // r.dil
+    hi = -1
+    if lo_row <= r.pad + r.rows - 1:
+        hi = min(r.kh - 1, (r.pad + r.rows - 1 - lo_row) // r.dil)
+    t.segments, t.stride = taps // (r.kh * r.kw), r.kh * r.kw
+    t.first, t.count = lo * r.kw, max(0, hi - lo + 1) * r.kw
+    return t
+
+
+cdef inline minidl_taps all_taps(Py_ssize_t taps) noexcept nogil:
+    cdef minidl_taps t
+    t.segments, t.stride, t.first, t.count = 1, 0, 0, taps
+    return t
+
+
 def _round_up(a: int, b: int) -> int:
     return ceil_div(a, b) * b
 
@@ -689,11 +746,12 @@ cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, c
     cdef const float* src
     cdef float* dst
     cdef minidl_vectors vec
+    cdef minidl_taps taps = all_taps(g.taps)
     vec.pos[0], vec.ldo[0] = q0, MINIDL_BLOCK  # consecutive whole vectors: the first tells all
     for ob in range(g.Opad // g.cb):
         vec.out[0] = tile + ob * g.cb * MINIDL_BLOCK
         minidl_direct_block(xp + grp * g.Cg * g.N * g.plane, &vec, off, w + ob * g.cb * g.taps,
-                            g.taps, g.cb, g.cb, False)
+                            &taps, g.cb, g.cb, False)
     # copy the real outputs out, one grid row segment at a time (contiguous in the tile and in
     # y); grid coordinates are stepped along, not divided out per position
     n = q0 // g.plane
@@ -723,9 +781,9 @@ cdef void forward_block(const Grid* g, const float* xp, const Py_ssize_t* off, c
                     n += 1
 
 
-cdef void forward_rows_block(const Grid* g, const float* xp, const Py_ssize_t* off,
-                             const float* wp, const Py_ssize_t* table, float* y,
-                             Py_ssize_t item) noexcept nogil:
+cdef void forward_rows_block(const Grid* g, const TapRows* tr, const float* xp,
+                             const Py_ssize_t* off, const float* wp, const Py_ssize_t* table,
+                             float* y, Py_ssize_t item) noexcept nogil:
     """All output channels of one group at NV vectors that start at output rows (item =
     (group, block); table: see _row_vectors), stored straight into y: a row's last vector,
     when VW does not divide oW, with its lanes past the row left alone; padding channels not
@@ -743,9 +801,11 @@ cdef void forward_rows_block(const Grid* g, const float* xp, const Py_ssize_t* o
             vec.pos[v] = table[first + v]
             vec.out[v] = yg + table[g.vectors + first + v]
             vec.lanes[v] = <int>table[2 * g.vectors + first + v]
+    cdef minidl_taps taps = taps_for_rows(tr, g.taps, vec.pos,
+                                          min(MINIDL_NV, g.vectors - first), 1)
     for ob in range(g.Opad // g.cb):
         minidl_direct_block(xp + grp * g.Cg * g.N * g.plane, &vec, off, w + ob * g.cb * g.taps,
-                            g.taps, min(g.cb, g.Og - ob * g.cb), g.cb, True)
+                            &taps, min(g.cb, g.Og - ob * g.cb), g.cb, True)
         for v in range(MINIDL_NV):
             vec.out[v] += g.cb * g.P
 
@@ -771,15 +831,15 @@ def _row_vectors(N, G, Og, oD, oH, oW, Hp, Wp, plane) -> np.ndarray:
     return table
 
 
-cdef _run_forward(Grid g, const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] wp,
-                  float[::1] y, float[:, ::1] tiles, int nt):
+cdef _run_forward(Grid g, TapRows tr, const float[::1] xp, const Py_ssize_t[::1] off,
+                  const float[::1] wp, float[::1] y, float[:, ::1] tiles, int nt):
     cdef Py_ssize_t item, n_blocks = g.segments * ((g.span + MINIDL_BLOCK - 1) // MINIDL_BLOCK)
     cdef const Py_ssize_t[:, ::1] table
     if g.rows:
         n_blocks = (g.vectors + MINIDL_NV - 1) // MINIDL_NV
         table = _row_vectors(g.N, g.G, g.Og, g.oD, g.oH, g.oW, g.Hp, g.Wp, g.plane)
         for item in prange(g.G * n_blocks, nogil=True, num_threads=nt, schedule="static"):
-            forward_rows_block(&g, &xp[0], &off[0], &wp[0], &table[0, 0], &y[0], item)
+            forward_rows_block(&g, &tr, &xp[0], &off[0], &wp[0], &table[0, 0], &y[0], item)
         return
     for item in prange(g.G * n_blocks, nogil=True, num_threads=nt, schedule="static"):
         forward_block(&g, &xp[0], &off[0], &wp[0], &y[0], &tiles[threadid(), 0], item)
@@ -798,8 +858,9 @@ def _forward1(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after, gro
     y = np.empty((N, O) + out, np.float32)
     xp = _padded_input(x, padded, pad_before, nt)
     off = _tap_offsets(N, g.Cg, w.shape[2:], dilation, padded)
-    _run_forward(g, xp, off, _pack_weight(w, groups, g.Opad, g.cb, nt, flip_swap),
-                 y.reshape(-1), np.empty((nt, g.Opad * _BLOCK), np.float32), nt)
+    _run_forward(g, tap_rows_of(x.shape, w.shape[2:], dilation, pad_before, padded), xp, off,
+                 _pack_weight(w, groups, g.Opad, g.cb, nt, flip_swap), y.reshape(-1),
+                 np.empty((nt, g.Opad * _BLOCK), np.float32), nt)
     return y
 
 
@@ -999,9 +1060,9 @@ cdef struct Compact:
     Py_ssize_t parts, runs            # the outputs split in `parts` equal ranges of `runs` items
 
 
-cdef void compact_block(const Compact* c, const float* xp, const Py_ssize_t* pos,
-                        const Py_ssize_t* off, const float* wp, float* y, float* tile,
-                        Py_ssize_t* dst, Py_ssize_t item) noexcept nogil:
+cdef void compact_block(const Compact* c, const TapRows* tr, const float* xp,
+                        const Py_ssize_t* pos, const Py_ssize_t* off, const float* wp, float* y,
+                        float* tile, Py_ssize_t* dst, Py_ssize_t item) noexcept nogil:
     """Every output channel of one group at one run of real positions (blocks of NP): run r of
     range k, item = (group * parts + k) * runs + r.  Equal ranges, one per thread, keep the
     threads' shares equal (whole runs did not: 11 runs of the main job's conv2 on 2 threads)."""
@@ -1010,6 +1071,7 @@ cdef void compact_block(const Compact* c, const float* xp, const Py_ssize_t* pos
     cdef Py_ssize_t end = min(c.total, part_start(blocks, c.parts, k + 1) * c.np)
     cdef Py_ssize_t p0 = part_start(blocks, c.parts, k) * c.np + r * c.run
     cdef Py_ssize_t cb, b, i, n, real = min(c.run, end - p0)
+    cdef minidl_taps taps
     if real <= 0:
         return
     for i in range(real):  # where each position's channel 0 goes in y
@@ -1018,8 +1080,9 @@ cdef void compact_block(const Compact* c, const float* xp, const Py_ssize_t* pos
     for cb in range(c.blocks):
         b = 0
         while b < real:
+            taps = taps_for_rows(tr, c.taps, pos + p0 + b, min(c.np, real - b), 1)
             minidl_compact_block(xp + grp * c.group_stride, pos + p0 + b, off,
-                                 wp + (grp * c.blocks + cb) * c.taps * c.width, c.taps,
+                                 wp + (grp * c.blocks + cb) * c.taps * c.width, &taps,
                                  tile + b * c.width, c.cv)
             b += c.np
         # channel by channel: a channel's positions are (mostly) consecutive in y, while
@@ -1028,12 +1091,12 @@ cdef void compact_block(const Compact* c, const float* xp, const Py_ssize_t* pos
                               max(0, min(c.width, c.Og - cb * c.width)))
 
 
-cdef _run_compact(Compact c, const float[::1] xp, const Py_ssize_t[::1] pos,
+cdef _run_compact(Compact c, TapRows tr, const float[::1] xp, const Py_ssize_t[::1] pos,
                   const Py_ssize_t[::1] off, const float[::1] wp, float[::1] y,
                   float[:, ::1] tiles, Py_ssize_t[:, ::1] dst, int nt):
     cdef Py_ssize_t item
     for item in prange(c.G * c.items, nogil=True, num_threads=nt, schedule="static"):
-        compact_block(&c, &xp[0], &pos[0], &off[0], &wp[0], &y[0], &tiles[threadid(), 0],
+        compact_block(&c, &tr, &xp[0], &pos[0], &off[0], &wp[0], &y[0], &tiles[threadid(), 0],
                       &dst[threadid(), 0], item)
 
 
@@ -1060,7 +1123,8 @@ def _forward_compact(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_aft
     off = _tap_offsets(N, C // groups, kernel, dilation, padded)
     pos = _positions(N, padded, out, c.np, tuple(stride))
     wp = _pack_weight(w, groups, c.blocks * c.width, c.width, nt, flip_swap)
-    _run_compact(c, xp, pos, off, wp, y.reshape(-1), np.empty((nt, c.run * c.width), np.float32),
+    _run_compact(c, tap_rows_of(x.shape, kernel, dilation, pad_before, padded), xp, pos, off,
+                 wp, y.reshape(-1), np.empty((nt, c.run * c.width), np.float32),
                  np.empty((nt, c.run), np.intp), nt)
     return y
 

@@ -236,7 +236,7 @@ cdef extern from *:
        dw[(o * ldw + u) * VW + lane] += sum over q < n, q % VW == lane of
        dyg[o * ldd + q] * x[off[u] + q] for o < ob channels (up to PV_O) and u < PV_T taps;
        n is a multiple of VW.  The lanes stay apart in dw (the caller sums them once at the
-       end: summing them per chunk cost half as much again as the products). */
+       end: summed per chunk, they rivalled the products on CIFAR's first conv). */
     #ifndef MINIDL_PV_O
     #if defined(__AVX512F__)
     #define MINIDL_PV_O 4
@@ -997,8 +997,8 @@ def _sum_parts_transposed(const float[:, :, :, ::1] acc, Py_ssize_t taps, Py_ssi
                           int nt) -> np.ndarray:
     """dw (groups, Og, taps) from the parts' dw^T, acc (parts, groups, >= taps, >= Og):
     the parts summed in order (as acc.sum(axis=0)), transposed in 16 x 16 tiles that stay in
-    cache (numpy's strided copy of the transpose missed it at every element: ResNet 256@14's
-    2304 x 256 took a tenth of its weight gradient)."""
+    cache (numpy's strided copy of the transpose missed it at every element, a visible share
+    of ResNet 256@14's weight gradient: 2304 taps x 256 channels)."""
     cdef Py_ssize_t parts = acc.shape[0], G = acc.shape[1], T = 16
     cdef Py_ssize_t tiles_t = ceil_div(taps, T), tiles_o = ceil_div(Og, T)
     cdef Py_ssize_t item, grp, t0, o0, t, o, p

@@ -105,8 +105,8 @@ cdef extern from *:
     #if defined(__AVX2__)
     #include <immintrin.h>
     #endif
-    /* the first `lanes` lanes of a at p; the masked stores do not touch (or fault on) the
-       others */
+    /* the first `lanes` lanes of a at p; the memory of the others is not touched (the
+       masked store does not fault on it either) */
     static inline __attribute__((always_inline)) void
     minidl_store_lanes(float* p, minidl_vf a, int lanes)
     {
@@ -511,10 +511,9 @@ def _data_phase_problems(geo) -> tuple:
 
 def _data_phases(dy, w, geo, nt, compact) -> np.ndarray:
     problems = _data_phase_problems(geo)
-    reached = sum(math.prod(p[1].x_shape[2:]) for p in problems)
-    # zeros where no phase writes (a phase no tap reaches, or past a phase's reach)
-    dx = (np.empty if reached == math.prod(geo.x_shape[2:]) else np.zeros)(geo.x_shape,
-                                                                           np.float32)
+    # zeros only where no phase writes (a phase no tap reaches, or past a phase's reach)
+    covered = sum(math.prod(p[1].x_shape[2:]) for p in problems) == math.prod(geo.x_shape[2:])
+    dx = np.empty(geo.x_shape, np.float32) if covered else np.zeros(geo.x_shape, np.float32)
     for dx_slices, geo_r, taps in problems:
         assert geo_r.y_shape == dy.shape  # each phase's stride-1 conv outputs dy's size
         w_r = w[(slice(None), slice(None)) + taps]  # a view: _pack_weight gathers from it

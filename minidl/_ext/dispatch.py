@@ -90,7 +90,8 @@ DIRECT_BEATS_WINOGRAD = ("avx512",)
 # grid's kernel with positions in the lanes serves those (LeNet's first conv, 6 channels, with
 # AVX-512), and those with fewer than COMPACT_MIN_TAPS taps, where transposing dy for the
 # channel vectors costs more than the products (bench case: CIFAR's first conv; LeNet's first
-# with AVX2 runs as fast as in the compact layout).
+# with AVX2), unless their channels fill vectors and their outputs are under
+# COMPACT_WEIGHT_MAX_GRID_USE of the plane (the main job's first conv, 56%: compact).
 COMPACT_MIN_VECTORS = 2
 COMPACT_MAX_GRID_USE = 0.8
 COMPACT_MIN_TAPS = 32

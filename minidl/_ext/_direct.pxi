@@ -116,7 +116,7 @@ cdef extern from *:
         }
     #if defined(__AVX512F__)
         _mm512_mask_storeu_ps(p, (__mmask16)((1u << lanes) - 1), (__m512)a);
-    #elif defined(__AVX2__)  /* half, quarter, lane: vmaskmovps was slower (AMD EPYC) */
+    #elif defined(__AVX2__)  /* half, quarter, lane: vmaskmovps measured slower */
         __m128 part = _mm256_castps256_ps128((__m256)a);
         if (lanes >= 4) {
             _mm_storeu_ps(p, part);
@@ -610,7 +610,7 @@ cdef struct TapRows:
     # on 18x18, half of a full window's products on zeros)
     Py_ssize_t kh, kw             # the taps: runs of kH * kW, one per (channel, kd)
     Py_ssize_t dil, pad, rows     # dilation and padding before along H, the input's H
-    Py_ssize_t Wp, Hp, plane      # the padded grid
+    Py_ssize_t Wp, Hp             # the padded grid
 
 
 cdef TapRows tap_rows_of(x_shape, kernel, dilation, pad_before, padded):
@@ -618,19 +618,20 @@ cdef TapRows tap_rows_of(x_shape, kernel, dilation, pad_before, padded):
     r.kh, r.kw = kernel[1], kernel[2]
     r.dil, r.pad, r.rows = dilation[1], pad_before[1], x_shape[3]
     r.Hp, r.Wp = padded[1], padded[2]
-    r.plane = padded[0] * padded[1] * padded[2]
     return r
 
 
-cdef inline minidl_taps taps_for_rows(const TapRows* r, Py_ssize_t taps, const Py_ssize_t* q,
-                                      Py_ssize_t n, Py_ssize_t stride) noexcept nogil:
-    """The taps that outputs at grid positions q[0], q[stride], ... (n of them) need: the
-    kernel rows whose input rows are real for at least one of them."""
+cdef inline minidl_taps taps_for_rows(const TapRows* r, Py_ssize_t taps, Py_ssize_t q_first,
+                                      Py_ssize_t q_last) noexcept nogil:
+    """The taps that a block of outputs needs, the first at grid position q_first, the last at
+    q_last (in output order): the kernel rows whose input rows are real for at least one of
+    them.  Within one (image, depth) slab the windows' first rows only grow along the
+    outputs; a block across slabs takes every row."""
     cdef minidl_taps t
-    cdef Py_ssize_t i, row, lo_row = r.Hp, hi_row = -1, lo, hi
-    for i in range(n):
-        row = q[i * stride] % r.plane // r.Wp % r.Hp  # the window's first row on the grid
-        lo_row, hi_row = min(lo_row, row), max(hi_row, row)
+    cdef Py_ssize_t a = q_first // r.Wp, b = q_last // r.Wp  # rows of the stacked grid
+    cdef Py_ssize_t lo_row = 0, hi_row = r.Hp - 1, lo, hi
+    if a // r.Hp == b // r.Hp:
+        lo_row, hi_row = a % r.Hp, b % r.Hp
     # kh with row + kh * dil in [pad, pad + rows) for some row in [lo_row, hi_row]
     lo = 0 if hi_row >= r.pad else (r.pad - hi_row + r.dil - 1) // r.dil
     hi = -1
@@ -800,8 +801,8 @@ cdef void forward_rows_block(const Grid* g, const TapRows* tr, const float* xp,
             vec.pos[v] = table[first + v]
             vec.out[v] = yg + table[g.vectors + first + v]
             vec.lanes[v] = <int>table[2 * g.vectors + first + v]
-    cdef minidl_taps taps = taps_for_rows(tr, g.taps, vec.pos,
-                                          min(MINIDL_NV, g.vectors - first), 1)
+    cdef minidl_taps taps = taps_for_rows(
+        tr, g.taps, vec.pos[0], vec.pos[min(MINIDL_NV, g.vectors - first) - 1])
     for ob in range(g.Opad // g.cb):
         minidl_direct_block(xp + grp * g.Cg * g.N * g.plane, &vec, off, w + ob * g.cb * g.taps,
                             &taps, min(g.cb, g.Og - ob * g.cb), g.cb, True)
@@ -1048,7 +1049,8 @@ def _positions(N, padded, out, multiple, stride=(1, 1, 1)) -> np.ndarray:
 
 # Positions per work item of the compact forward (whole kernel blocks of NP): stored channel
 # by channel, a channel's outputs of an item are one run of about this many floats in y.
-_COMPACT_RUN = 48
+cdef enum:
+    _COMPACT_RUN = 48
 
 
 cdef struct Compact:
@@ -1069,21 +1071,21 @@ cdef void compact_block(const Compact* c, const TapRows* tr, const float* xp,
     cdef Py_ssize_t blocks = (c.total + c.np - 1) // c.np  # ranges start on whole blocks
     cdef Py_ssize_t end = min(c.total, part_start(blocks, c.parts, k + 1) * c.np)
     cdef Py_ssize_t p0 = part_start(blocks, c.parts, k) * c.np + r * c.run
-    cdef Py_ssize_t cb, b, i, n, real = min(c.run, end - p0)
-    cdef minidl_taps taps
+    cdef Py_ssize_t cb, blk, i, n, real = min(c.run, end - p0)
+    cdef minidl_taps taps[_COMPACT_RUN]  # per block of np positions: at most run / np of them
     if real <= 0:
         return
     for i in range(real):  # where each position's channel 0 goes in y
         n = (p0 + i) // c.P
         dst[i] = (n * c.G + grp) * c.Og * c.P + p0 + i - n * c.P
+    for blk in range((real + c.np - 1) // c.np):  # each block's taps, for every channel block
+        taps[blk] = taps_for_rows(tr, c.taps, pos[p0 + blk * c.np],
+                                  pos[p0 + min((blk + 1) * c.np, real) - 1])
     for cb in range(c.blocks):
-        b = 0
-        while b < real:
-            taps = taps_for_rows(tr, c.taps, pos + p0 + b, min(c.np, real - b), 1)
-            minidl_compact_block(xp + grp * c.group_stride, pos + p0 + b, off,
-                                 wp + (grp * c.blocks + cb) * c.taps * c.width, &taps,
-                                 tile + b * c.width, c.cv)
-            b += c.np
+        for blk in range((real + c.np - 1) // c.np):
+            minidl_compact_block(xp + grp * c.group_stride, pos + p0 + blk * c.np, off,
+                                 wp + (grp * c.blocks + cb) * c.taps * c.width, &taps[blk],
+                                 tile + blk * c.np * c.width, c.cv)
         # channel by channel: a channel's positions are (mostly) consecutive in y, while
         # position by position the stores would be a plane apart
         minidl_store_channels(tile, c.width, real, dst, y + cb * c.width * c.P, c.P,

@@ -211,12 +211,11 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     assert [dispatch.choose(p, geo, np.float64) for p in dispatch.PASSES] == ["gemm"] * 3
     assert dispatch.applicable("direct", "forward", geo, np.float32)
     assert not dispatch.applicable("direct", "forward", geo, np.float64)
-    # strided forwards: compact where the output channels fill two vectors (16 with AVX2),
-    # else the grid on the input's phases (AVX-512) or the GEMM; 3 input channels (the ResNet
-    # stem): never compact
+    # strided forwards: compact where the output channels fill two vectors (16 with AVX2, the
+    # ResNet stem's 64 on both paths), else the grid on the input's phases (AVX-512) or the GEMM
     strided = conv.geometry((2, 6, 1, 14, 14), (16, 6, 1, 5, 5), (1, 2, 2), ONE, zero, zero, 1)
     stem = conv.geometry((2, 3, 1, 32, 32), (64, 3, 1, 7, 7), (1, 2, 2), ONE, zero, zero, 1)
-    expected = {"avx512": ["direct", "direct"], "avx2": ["compact", "gemm"],
+    expected = {"avx512": ["direct", "compact"], "avx2": ["compact", "compact"],
                 "baseline": ["gemm", "gemm"]}[runtime.isa()]
     assert [dispatch.choose("forward", g, np.float32) for g in (strided, stem)] == expected
     strided_weight = {"avx512": "compact", "avx2": "gemm", "baseline": "gemm"}[runtime.isa()]
@@ -246,14 +245,19 @@ def test_dispatcher_chooses_direct_where_the_build_has_it():
     # the main job's second conv: 36 outputs on a 6x6 plane per image, 16 of 36 in the forward
     small = conv.geometry((32, 32, 1, 6, 6), (64, 32, 1, 3, 3), ONE, ONE, zero, zero, 1)
     assert [dispatch.choose(p, small, np.float32) for p in dispatch.PASSES] == ["compact"] * 3
-    # ResNet 64@56: 93% of the padded plane are outputs, the grid; CIFAR's first conv, 3 input
-    # channels x 3x3 (27 taps, too few for the compact layout), 1024 outputs on a 34x34 plane
-    # (89%): the grid for the forward and the weight gradient; the digits' first conv (9 taps,
-    # 36 outputs on an 8x8 plane): the GEMM forward
+    # ResNet 64@56: 93% of the padded plane are outputs, the grid for the forward and the
+    # compact weight gradient (on both paths: with AVX2 64 channels are too few for Winograd);
+    # CIFAR's first conv, 3 input channels x 3x3 (27 taps, too few for the compact layout),
+    # 1024 outputs on a 34x34 plane (89%): the grid for the forward and the weight gradient;
+    # the digits' first conv (9 taps, 36 outputs on an 8x8 plane): the GEMM forward
     pad = (0, 1, 1)
     large = conv.geometry((2, 64, 1, 56, 56), (64, 64, 1, 3, 3), ONE, ONE, pad, pad, 1)
-    if runtime.isa() == "avx512":
-        assert dispatch.choose("forward", large, np.float32) == "direct"
+    assert dispatch.choose("forward", large, np.float32) == "direct"
+    assert dispatch.choose("weight", large, np.float32) == "compact"
+    # ... and ResNet 256@14 on Winograd with AVX2
+    deep = conv.geometry((2, 256, 1, 14, 14), (256, 256, 1, 3, 3), ONE, ONE, pad, pad, 1)
+    deep_choice = {"avx512": "compact", "avx2": "winograd"}[runtime.isa()]
+    assert [dispatch.choose(p, deep, np.float32) for p in dispatch.PASSES] == [deep_choice] * 3
     few_taps = conv.geometry((2, 3, 1, 32, 32), (32, 3, 1, 3, 3), ONE, ONE, pad, pad, 1)
     assert dispatch.choose("forward", few_taps, np.float32) == "direct"
     assert dispatch.choose("weight", few_taps, np.float32) == "direct"

@@ -72,10 +72,12 @@ DIRECT_DATA_MIN_CHANNELS = 4
 # depthwise), per instruction set (bench cases, each path against PyTorch capped the same way):
 # - avx512: every pass where they apply; they also beat Winograd (ResNet 3x3 cases).
 # - avx2: the forward and the backward-data of stride-1 convs (LeNet, digits, CIFAR, conv1d,
-#   conv3d; strided ones like the ResNet stem stay on the GEMM). Winograd goes first where it
-#   pays.
+#   conv3d, ResNet 3x3 64@56; the strided ResNet stem's backward passes stay on the GEMM).
+#   Winograd goes first where it pays and has WINOGRAD_OVER_DIRECT_MIN_CHANNELS.
 # - baseline (4-float vectors): never.
-DIRECT_BEATS_WINOGRAD = ("avx512",)
+# With AVX-512 the direct kernels beat Winograd at any channel count (ResNet 3x3 cases); with
+# AVX2 below 128 (ResNet 64@56: all three passes; VGG 128@28 and ResNet 256@14 stay on it).
+WINOGRAD_OVER_DIRECT_MIN_CHANNELS = {"avx512": math.inf, "avx2": 128}
 # Which of the two direct layouts (``_direct.pxi``): the padded grid computes every grid
 # position, the compact layout only the real outputs but needs output channels to fill its
 # vectors. The compact one serves a forward or backward-data pass whose output channels (per
@@ -85,17 +87,19 @@ DIRECT_BEATS_WINOGRAD = ("avx512",)
 # (with fewer, it spends its time storing outputs: the digits' first conv, 9 taps on 56% of
 # its plane, stays on the GEMM; CIFAR's, 27 taps on 89%, goes to the grid). It serves the
 # backward-weight (dy without the zero rows of the grid) of convs whose outputs are less than
-# COMPACT_WEIGHT_MAX_GRID_USE of the padded plane (conv3d: 83%; the grid wins on CIFAR's first
-# conv, 89%, and ResNet 64@56), unless the output channels fill under half a vector: the
-# grid's kernel with positions in the lanes serves those (LeNet's first conv, 6 channels, with
-# AVX-512), and those with fewer than COMPACT_MIN_TAPS taps, where transposing dy for the
-# channel vectors costs more than the products (bench case: CIFAR's first conv; LeNet's first
-# with AVX2), unless their channels fill vectors and their outputs are under
-# COMPACT_WEIGHT_MAX_GRID_USE of the plane (the main job's first conv, 56%: compact).
+# COMPACT_WEIGHT_MAX_GRID_USE of the padded plane (conv3d: 83%, VGG 128@28: 87%, ResNet 64@56:
+# 93%; the grid wins where the plane has next to no padding: ResNet 1x1, conv1d), unless the
+# output channels fill under half a vector: the grid's kernel with positions in the lanes
+# serves those (LeNet's first conv, 6 channels, with AVX-512), and those with fewer than
+# COMPACT_MIN_TAPS taps, where transposing dy for the channel vectors costs more than the
+# products (bench case: CIFAR's first conv, 89%; LeNet's first with AVX2), unless their
+# channels fill vectors and their outputs are under FEW_TAPS_COMPACT_WEIGHT_MAX_GRID_USE of
+# the plane (the main job's first conv, 56%: compact).
 COMPACT_MIN_VECTORS = 2
 COMPACT_MAX_GRID_USE = 0.8
 COMPACT_MIN_TAPS = 32
-COMPACT_WEIGHT_MAX_GRID_USE = 0.85
+COMPACT_WEIGHT_MAX_GRID_USE = 0.95
+FEW_TAPS_COMPACT_WEIGHT_MAX_GRID_USE = 0.85
 # With AVX-512 and output channels that fill 4 vectors (the compact kernel's widest block:
 # each input broadcast feeds 4 multiply-adds), the compact layout wins up to this share for
 # the forward and the backward-data (VGG 128@28: 87%; ResNet 64@56, 93%, is even; AVX2's
@@ -104,12 +108,10 @@ COMPACT_WIDE_MAX_GRID_USE = {"avx512": 0.9}
 COMPACT_WIDE_VECTORS = 4
 # Strided forwards: the compact layout reads each window where it starts, where the grid
 # needs the input split into phases first (bench cases: ResNet 3x3/2, the ConvTranspose's
-# backward-data); with fewer input channels than this the phases are cheap and the grid wins
-# (bench case: the ResNet stem, 3 channels).  A strided backward-data runs phase by phase, in
+# backward-data, the ResNet stem; on both paths).  A strided backward-data runs phase by phase, in
 # the compact layout where the phases' outputs take less of their padded planes than the
 # stride-1 rule allows (the ConvTranspose2d 4x4/2 bench case's forward: 8x8 phases, 79%; on
 # both paths), else on the grid (AVX-512) or the GEMM.
-COMPACT_STRIDED_MIN_CHANNELS = 4
 # Where the GEMM otherwise serves (with OpenBLAS held to AVX2 kernels on an AVX-512 CPU), the
 # direct kernels beat it on these instruction sets: the compact weight gradient of strided
 # convs (bench cases: ResNet 3x3/2, the stem, the ConvTranspose 4x4/2), the strided
@@ -183,7 +185,7 @@ def _table(pass_: str, geo: ConvGeometry, dtype: np.dtype) -> str:
 @functools.lru_cache(maxsize=1024)  # a small conv's forward takes tens of microseconds
 def _decide(pass_: str, geo: ConvGeometry, dtype: np.dtype, isa: str) -> str:
     float32 = dtype == np.float32
-    if _winograd_pays(pass_, geo) and not (float32 and isa in DIRECT_BEATS_WINOGRAD):
+    if _winograd_pays(pass_, geo) and not (float32 and _direct_beats_winograd(geo, isa)):
         return "winograd"
     small_multiplier = geo.depthwise and geo.out_per_group <= DEPTHWISE_MAX_MULTIPLIER
     fits = pass_ == "weight" or _direct_fits(pass_, geo, dtype)  # compact weight: any stride
@@ -216,8 +218,7 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
         channels, taps = geo.in_per_group, geo.out_per_group * kvol
     wide = channels >= COMPACT_MIN_VECTORS * VECTOR_WIDTH[isa]
     if strided:  # the grid needs the input (forward) or dx (data) split in phases
-        if (pass_ == "forward" and wide and taps >= COMPACT_MIN_TAPS
-                and geo.in_per_group >= COMPACT_STRIDED_MIN_CHANNELS):
+        if pass_ == "forward" and wide and taps >= COMPACT_MIN_TAPS:
             return "compact"
         if (pass_ == "data" and wide and taps >= COMPACT_MIN_TAPS
                 and _phases_grid_use(geo) < _compact_max_grid_use(channels, taps, isa)):
@@ -248,7 +249,7 @@ def _weight_lanes(geo: ConvGeometry, isa: str) -> bool:
         return True
     return taps < COMPACT_MIN_TAPS and (
         geo.out_per_group < VECTOR_WIDTH[isa]
-        or _grid_use("weight", geo) >= COMPACT_WEIGHT_MAX_GRID_USE)
+        or _grid_use("weight", geo) >= FEW_TAPS_COMPACT_WEIGHT_MAX_GRID_USE)
 
 
 def _grid_weight(x, dy, geo, nt, parts):
@@ -284,6 +285,11 @@ def _grid_wins(pass_: str, geo: ConvGeometry, isa: str) -> bool:
     if pass_ == "forward":
         return isa == "avx512"
     return isa == "avx512" and geo.in_per_group >= DIRECT_DATA_MIN_CHANNELS
+
+
+def _direct_beats_winograd(geo: ConvGeometry, isa: str) -> bool:
+    channels = min(geo.w_shape[0], geo.w_shape[1])
+    return channels < WINOGRAD_OVER_DIRECT_MIN_CHANNELS.get(isa, 0)
 
 
 def _winograd_pays(pass_: str, geo: ConvGeometry) -> bool:

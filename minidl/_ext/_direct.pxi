@@ -351,6 +351,54 @@ cdef extern from *:
         }
     }
 
+    /* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: 8 x 8 blocks transposed in
+       registers (AVX2 and AVX-512 builds), two of them (16 rows) per column block, so that
+       src is read along 16 rows at once and each dst row gets 16 consecutive floats. */
+    static inline void minidl_transpose8(const float* src, Py_ssize_t lds, float* dst,
+                                         Py_ssize_t ldd)
+    {
+    #if defined(__AVX2__)
+        __m256 r[8], t[8];
+        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+            r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+            r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+        }
+        for (int i = 0; i < 4; i++) {
+            _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+            _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+        }
+    #else
+        for (int i = 0; i < 8; i++)
+            for (int j = 0; j < 8; j++) dst[j * ldd + i] = src[i * lds + j];
+    #endif
+    }
+    static void minidl_transpose(const float* src, Py_ssize_t rows, Py_ssize_t cols,
+                                 Py_ssize_t lds, float* dst, Py_ssize_t ldd)
+    {
+        Py_ssize_t r0 = 0, c0;
+        for (; r0 + 8 <= rows; r0 += 16) {
+            int two = r0 + 16 <= rows;
+            for (c0 = 0; c0 + 8 <= cols; c0 += 8) {
+                minidl_transpose8(src + r0 * lds + c0, lds, dst + c0 * ldd + r0, ldd);
+                if (two)
+                    minidl_transpose8(src + (r0 + 8) * lds + c0, lds, dst + c0 * ldd + r0 + 8,
+                                      ldd);
+            }
+            for (Py_ssize_t r = r0; r < r0 + (two ? 16 : 8); r++)  /* the last columns */
+                for (Py_ssize_t c = c0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+            if (!two) r0 -= 8;  /* the rows after these 8 */
+        }
+        for (Py_ssize_t r = r0; r < rows; r++)  /* the last rows */
+            for (Py_ssize_t c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+    }
+
     /* backward-weight on a list of positions: as minidl_weight_kernel with x read at
        pos[q] + off[u] and dyt holding only those positions' rows. */
     static inline __attribute__((always_inline)) void
@@ -416,6 +464,8 @@ cdef extern from *:
     void minidl_store_channels(const float* tile, Py_ssize_t width, Py_ssize_t n,
                                const Py_ssize_t* dst, float* y, Py_ssize_t P,
                                Py_ssize_t nco) noexcept nogil
+    void minidl_transpose(const float* src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds,
+                          float* dst, Py_ssize_t ldd) noexcept nogil
 
 VECTOR_WIDTH = MINIDL_VW  # floats per SIMD vector in this build
 _BLOCK = MINIDL_BLOCK  # output positions per kernel call
@@ -967,9 +1017,7 @@ def _transpose_dy(const float[::1] dy, float[::1] dyt, Grid g, Py_ssize_t Opad, 
             if od >= g.oD or oh >= g.oH:
                 continue
             src = &dy[((n * g.G + grp) * g.Og * g.oD + od) * g.oH * g.oW + oh * g.oW]
-            for co in range(g.Og):  # reads along dy's rows
-                for ow in range(g.oW):
-                    dst[ow * Opad + co] = src[co * g.P + ow]
+            minidl_transpose(src, g.Og, g.oW, g.P, dst, Opad)
 
 
 cdef _run_weight(const float[::1] xp, const Py_ssize_t[::1] off, const float[::1] dyt,
@@ -1134,7 +1182,7 @@ def _transpose_dy_compact(const float[::1] dy, float[::1] dyt, Py_ssize_t N, Py_
                           Py_ssize_t Og, Py_ssize_t P, Py_ssize_t Opad, int nt):
     """dyt[group, n * P + p, co] = dy[n, group * Og + co, p], zeros for co >= Og (by the
     thread that fills the rows, see _transpose_dy)."""
-    cdef Py_ssize_t item, n, grp, p, co, blk, p0, B = max(8, 4096 // Opad)  # 16 KB of dyt
+    cdef Py_ssize_t item, n, grp
     cdef const float* src
     cdef float* dst
     for item in prange(N * G, nogil=True, num_threads=nt, schedule="static"):
@@ -1144,14 +1192,7 @@ def _transpose_dy_compact(const float[::1] dy, float[::1] dyt, Py_ssize_t N, Py_
         dst = &dyt[(grp * N + n) * P * Opad]
         if Og < Opad:
             memset(dst, 0, P * Opad * sizeof(float))
-        # B positions at a time: their rows of dyt stay in L1 while every channel is written
-        # (a whole image's rows did not: ResNet 3x3/2's 784 positions x 128 channels); along
-        # dy's rows within them
-        for blk in range((P + B - 1) // B):
-            p0 = blk * B
-            for co in range(Og):
-                for p in range(p0, min(p0 + B, P)):
-                    dst[p * Opad + co] = src[co * P + p]
+        minidl_transpose(src, Og, P, P, dst, Opad)
 
 
 cdef _run_weight_list(const float[::1] xp, const Py_ssize_t[::1] pos,

@@ -1041,28 +1041,26 @@ cdef _run_weight(const float[::1] xp, const Py_ssize_t[::1] off, const float[::1
                         Opad, nv)
 
 
-def _sum_parts_transposed(const float[:, :, :, ::1] acc, Py_ssize_t taps, Py_ssize_t Og,
+def _sum_parts_transposed(float[:, :, :, ::1] acc, Py_ssize_t taps, Py_ssize_t Og,
                           int nt) -> np.ndarray:
     """dw (groups, Og, taps) from the parts' dw^T, acc (parts, groups, >= taps, >= Og):
-    the parts summed in order (as acc.sum(axis=0)), transposed in 16 x 16 tiles that stay in
-    cache (numpy's strided copy of the transpose missed it at every element, a visible share
-    of ResNet 256@14's weight gradient: 2304 taps x 256 channels)."""
+    the parts summed in order (as acc.sum(axis=0)) into the first, 16 taps at a time, and
+    those rows transposed while in cache (numpy's strided copy of the transpose missed it at
+    every element, a visible share of ResNet 256@14's weight gradient: 2304 taps x 256
+    channels)."""
     cdef Py_ssize_t parts = acc.shape[0], G = acc.shape[1], T = 16
-    cdef Py_ssize_t tiles_t = ceil_div(taps, T), tiles_o = ceil_div(Og, T)
-    cdef Py_ssize_t item, grp, t0, o0, t, o, p
-    cdef float s
+    cdef Py_ssize_t tiles = ceil_div(taps, T), item, grp, t0, t, o, p, rows
     dw = np.empty((G, Og, taps), np.float32)
     cdef float[:, :, ::1] out = dw
-    for item in prange(G * tiles_t * tiles_o, nogil=True, num_threads=nt, schedule="static"):
-        grp = item // (tiles_t * tiles_o)
-        t0 = item // tiles_o % tiles_t * T
-        o0 = item % tiles_o * T
-        for o in range(o0, min(o0 + T, Og)):
-            for t in range(t0, min(t0 + T, taps)):
-                s = acc[0, grp, t, o]
-                for p in range(1, parts):
-                    s = s + acc[p, grp, t, o]
-                out[grp, o, t] = s
+    for item in prange(G * tiles, nogil=True, num_threads=nt, schedule="static"):
+        grp = item // tiles
+        t0 = item % tiles * T
+        rows = min(T, taps - t0)
+        for p in range(1, parts):
+            for t in range(t0, t0 + rows):
+                for o in range(Og):
+                    acc[0, grp, t, o] += acc[p, grp, t, o]
+        minidl_transpose(&acc[0, grp, t0, 0], rows, Og, acc.shape[3], &out[grp, 0, t0], taps)
     return dw
 
 

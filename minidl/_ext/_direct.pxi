@@ -709,6 +709,10 @@ def _sizes(x_shape, kernel, dilation, pad_before, pad_after) -> tuple:
     return padded, out
 
 
+cdef enum:
+    _COPY_TAPS = 32
+
+
 cdef Grid make_grid(x_shape, O, kernel, padded, out, groups):
     N, C = x_shape[:2]
     cdef Grid g
@@ -731,13 +735,16 @@ cdef Grid make_grid(x_shape, O, kernel, padded, out, groups):
         g.segments, g.span = 1, g.length
     # Or vectors start at every output row: no padding columns computed, and the vectors
     # stored straight into y (a row's last one with its lanes past the row left alone)
-    # instead of copied out of the tile row segment by row segment, which with few taps
-    # (CIFAR's first conv: 27) costs about as much as the products.  Taken where it computes
-    # fewer positions: rows narrower than a vector waste lanes (LeNet conv2's 10 per row).
+    # instead of copied out of the tile row segment by row segment, which costs an output
+    # about as much as _COPY_TAPS taps of its products (CIFAR's first conv, 27 taps: the
+    # copy took as long as the products; a 1x1 conv's backward-data, 64 taps: half as long).
+    # Taken where it costs less: rows narrower than a vector waste lanes (LeNet conv2's 10
+    # per row), and so do the last vectors of rows that vectors do not divide.
     g.row_vectors = ceil_div(g.oW, MINIDL_VW)
     g.vectors = N * g.oD * g.oH * g.row_vectors
-    g.rows = (g.vectors * MINIDL_VW
-              < g.segments * ceil_div(g.span, MINIDL_BLOCK) * MINIDL_BLOCK)
+    grid_positions = g.segments * ceil_div(g.span, MINIDL_BLOCK) * MINIDL_BLOCK
+    g.rows = (g.vectors * MINIDL_VW * g.taps
+              < grid_positions * g.taps + _COPY_TAPS * N * g.P)
     return g
 
 

@@ -759,6 +759,9 @@ def _pad(const float[::1] x, float[::1] xp, Py_ssize_t N, Py_ssize_t C, shape, p
         # it and whose kernel work reads it (zeroed by the calling thread, half the lines
         # would cross to the other core first)
         dst = &xp[(item % C * N + item // C) * plane]
+        if plane == plane_in:  # no padding: one copy
+            memcpy(dst, &x[item * plane_in], plane * sizeof(float))
+            continue
         memset(dst, 0, plane * sizeof(float))
         pad_plane(&x[item * plane_in], dst, D, H, W, Hp, Wp, pd, ph, pw)
 

@@ -85,6 +85,15 @@ def _result(data: np.ndarray, parents: tuple[Tensor, ...], backward: Backward) -
     return out
 
 
+def _fresh_gradients(backward: Backward) -> Backward:
+    """Mark ``backward`` as returning gradients that nothing else refers to (arrays it made,
+    or views of them): a leaf takes such a gradient as its ``.grad`` without copying it, as
+    PyTorch's gradient accumulation takes one that no one else holds (a conv's input
+    gradient is as large as its input: the copy cost a tenth of a 1x1 conv's backward)."""
+    backward.fresh = True  # type: ignore[attr-defined]
+    return backward
+
+
 def _view(data: np.ndarray, parent: Tensor, backward: Backward) -> Tensor:
     """The output of a view op: :func:`_result`, remembering the tensor it views (in-place
     ops through views need it)."""
@@ -264,19 +273,27 @@ class Tensor(TensorOps, InplaceOps):
         if _clock:
             _versions.check_view(self, _clock)
         grads: dict[int, np.ndarray] = {id(self): seed}
+        owned: set[int] = set()  # keys of the gradients that only this pass refers to
         for node in reversed(self._topological_order()):
             grad_out = grads.pop(id(node), None)
             if grad_out is None:
                 continue
             if node._backward is None:
-                node._accumulate(grad_out)
+                node._accumulate(grad_out, owned=id(node) in owned)
                 continue
+            fresh = getattr(node._backward, "fresh", False)
             parent_grads = node._backward(grad_out)
             for parent, g in zip(node._parents, parent_grads, strict=True):
                 if g is None or not parent.requires_grad:
                     continue
                 key = id(parent)
-                grads[key] = grads[key] + g if key in grads else g
+                if key in grads:
+                    grads[key] = grads[key] + g
+                    owned.add(key)
+                else:
+                    grads[key] = g
+                    if fresh:
+                        owned.add(key)
             node._parents, node._backward = (), _freed
 
     def _topological_order(self) -> list[Tensor]:
@@ -299,13 +316,18 @@ class Tensor(TensorOps, InplaceOps):
                 order.append(node)
         return order
 
-    def _accumulate(self, g: np.ndarray) -> None:
+    def _accumulate(self, g: np.ndarray, owned: bool = False) -> None:
         """Add ``g`` into ``.grad``: one fresh array (``g`` may be shared with other nodes),
-        wrapped without a second copy."""
+        wrapped without a second copy; ``g`` itself if only the backward pass holds it
+        (``owned``, see _fresh_gradients)."""
         if g.shape != self._data.shape:
             g = np.broadcast_to(g, self._data.shape)
+            owned = False
         if self.grad is None:
-            total = np.array(g, dtype=self._data.dtype, copy=True)
+            if owned and g.dtype == self._data.dtype and g.flags.writeable:
+                total = g
+            else:
+                total = np.array(g, dtype=self._data.dtype, copy=True)
         else:
             total = np.add(self.grad._data, g, dtype=self._data.dtype)
         self.grad = _result(total, (), _freed)

@@ -170,6 +170,53 @@ def test_shared_subexpression_accumulates():
     np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy() + 3 * x.numpy() ** 2)
 
 
+def test_leaf_takes_a_conv_gradient_without_a_copy(monkeypatch):
+    """A conv's input and weight gradients are the kernels' fresh arrays: the leaves take them
+    as they are (views of them), as PyTorch does, instead of copying (a copy as large as the
+    input)."""
+    import minidl.nn.functional as F
+    from minidl._ext import dispatch
+
+    made = {}
+
+    def spy(name):
+        kernel = getattr(dispatch, name)
+
+        def run(*args, **kwargs):
+            made[name] = kernel(*args, **kwargs)
+            return made[name]
+        return run
+
+    monkeypatch.setattr(dispatch, "conv_backward_data", spy("conv_backward_data"))
+    monkeypatch.setattr(dispatch, "conv_backward_weight", spy("conv_backward_weight"))
+    x = minidl.tensor(rand(2, 3, 6, 6).astype(np.float32), requires_grad=True)
+    w = minidl.tensor(rand(4, 3, 3, 3).astype(np.float32), requires_grad=True)
+    F.conv2d(x, w, padding=1).sum().backward()
+    assert np.shares_memory(x.grad.numpy(), made["conv_backward_data"])
+    assert np.shares_memory(w.grad.numpy(), made["conv_backward_weight"])
+    F.conv2d(x, w, padding=1).sum().backward()  # accumulates: a new array, the sum
+    assert not np.shares_memory(x.grad.numpy(), made["conv_backward_data"])
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * made["conv_backward_data"][:, :, 0])
+
+
+def test_leaves_never_share_a_gradient():
+    """Gradients that other nodes or the caller hold are copied: a's and b's of a + b (one
+    array passed to both), and a leaf's own seed."""
+    a = minidl.tensor(np.ones(3), requires_grad=True)
+    b = minidl.tensor(np.ones(3), requires_grad=True)
+    seed = np.full(3, 2.0)
+    (a + b).backward(seed)
+    a.grad.numpy()[:] = 7  # in place: b's gradient and the seed stay as they were
+    np.testing.assert_array_equal(b.grad.numpy(), [2.0] * 3)
+    np.testing.assert_array_equal(seed, [2.0] * 3)
+    c = minidl.tensor(np.ones(3), requires_grad=True)
+    c.backward(seed)
+    assert not np.shares_memory(c.grad.numpy(), seed)
+    x = minidl.tensor(np.ones(3), requires_grad=True)  # x + x: one array summed, owned
+    (x + x).backward(seed)
+    np.testing.assert_array_equal(x.grad.numpy(), [4.0] * 3)
+
+
 def test_graph_is_freed_after_backward():
     x = minidl.tensor(np.ones(1000), requires_grad=True)
     big = minidl.tensor(np.ones(1000))

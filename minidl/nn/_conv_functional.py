@@ -17,7 +17,7 @@ import numpy as np
 from .. import runtime
 from .._ext import dispatch, elementwise
 from .._geometry import conv_geometry, conv_transpose_geometry, lift
-from ..tensor import Tensor, _result
+from ..tensor import Tensor, _fresh_gradients, _result
 
 IntOrTuple = int | Sequence[int]
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
@@ -79,10 +79,11 @@ def _add_bias(y: np.ndarray, bias: Tensor | None) -> None:
 
 
 def _node(out: np.ndarray, input: Tensor, weight: Tensor, bias: Tensor | None, backward):
-    """One autograd node for a whole conv (the 5-D reshapes and the bias included)."""
+    """One autograd node for a whole conv (the 5-D reshapes and the bias included); its
+    gradients are the kernels' fresh outputs (or views of them)."""
     if bias is None:
-        return _result(out, (input, weight), lambda g: backward(g)[:2])
-    return _result(out, (input, weight, bias), backward)
+        return _result(out, (input, weight), _fresh_gradients(lambda g: backward(g)[:2]))
+    return _result(out, (input, weight, bias), _fresh_gradients(backward))
 
 
 # ---- public convolutions -------------------------------------------------------------------

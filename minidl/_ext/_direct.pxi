@@ -331,25 +331,6 @@ cdef extern from *:
         }
     }
 
-    /* The compact forward's outputs, channel by channel: y[co * P + dst[i]] = tile[i * width
-       + co] for co < nco and i < n, a channel's positions copied segment by segment where
-       dst is consecutive (within an image: its positions follow each other in y). */
-    static void minidl_store_channels(const float* tile, Py_ssize_t width, Py_ssize_t n,
-                                      const Py_ssize_t* dst, float* y, Py_ssize_t P,
-                                      Py_ssize_t nco)
-    {
-        Py_ssize_t s = 0;
-        while (s < n) {
-            Py_ssize_t e = s + 1;
-            while (e < n && dst[e] == dst[e - 1] + 1) e++;
-            for (Py_ssize_t co = 0; co < nco; co++) {
-                float* yc = y + co * P + dst[s];
-                const float* tc = tile + s * width + co;
-                for (Py_ssize_t i = 0; i < e - s; i++) yc[i] = tc[i * width];
-            }
-            s = e;
-        }
-    }
 
     /* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: 8 x 8 blocks transposed in
        registers (AVX2 and AVX-512 builds), two of them (16 rows) per column block, so that
@@ -397,6 +378,22 @@ cdef extern from *:
         }
         for (Py_ssize_t r = r0; r < rows; r++)  /* the last rows */
             for (Py_ssize_t c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+    }
+
+    /* The compact forward's outputs, channel by channel: y[co * P + dst[i]] = tile[i * width
+       + co] for co < nco and i < n, transposed segment by segment where dst is consecutive
+       (within an image: its positions follow each other in y). */
+    static void minidl_store_channels(const float* tile, Py_ssize_t width, Py_ssize_t n,
+                                      const Py_ssize_t* dst, float* y, Py_ssize_t P,
+                                      Py_ssize_t nco)
+    {
+        Py_ssize_t s = 0;
+        while (s < n) {
+            Py_ssize_t e = s + 1;
+            while (e < n && dst[e] == dst[e - 1] + 1) e++;
+            minidl_transpose(tile + s * width, e - s, nco, width, y + dst[s], P);
+            s = e;
+        }
     }
 
     /* backward-weight on a list of positions: as minidl_weight_kernel with x read at

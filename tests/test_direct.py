@@ -83,6 +83,21 @@ def test_forward_matches_reference(seed, direct, compact):
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_forward_takes_a_strided_weight(seed, direct, compact):
+    """A weight that is a strided view (not C-contiguous) is packed element by element, a
+    contiguous one as a transpose of its rows: the same results."""
+    x_shape, w_shape, params = random_config(seed, strided=False)
+    x, w, _ = _arrays(seed, x_shape, w_shape, params)
+    every_other = np.zeros((2 * w.shape[0],) + w.shape[1:], np.float32)
+    every_other[::2] = w
+    view = every_other[::2]  # w's values, output channels two apart
+    assert w.shape[0] == 1 or not view.flags.c_contiguous
+    geo = conv.geometry(x_shape, w_shape, *params)
+    np.testing.assert_array_equal(direct.forward(x, view, geo, 2, compact),
+                                  direct.forward(x, w, geo, 2, compact))
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_backward_data_matches_reference(seed, direct, compact):
     """The forward kernel on dy where the padding fits inside the kernel extent; beyond it

@@ -942,8 +942,14 @@ def _pack_weight(const float[:, :, :, :, :] w, int groups, Py_ssize_t Opad, Py_s
     cdef Py_ssize_t item, grp, t, ce, k, a, b, e, j, oe
     packed = np.zeros(groups * Opad * taps, np.float32)
     cdef float[::1] p = packed
+    cdef bint rows = not flip_swap and _c_contiguous(w)  # a block of w's rows, transposed
     for item in prange(groups * blocks, nogil=True, num_threads=nt, schedule="static"):
         grp = item // blocks
+        if rows:
+            minidl_transpose(&w[grp * Oe + item % blocks * width, 0, 0, 0, 0],
+                             min(width, Oe - item % blocks * width), taps, taps,
+                             &p[item * taps * width], width)
+            continue
         for t in range(taps):
             ce, k = t // kvol, t % kvol
             a, b, e = k // (kh * kw), k // kw % kh, k % kw
@@ -955,6 +961,10 @@ def _pack_weight(const float[:, :, :, :, :] w, int groups, Py_ssize_t Opad, Py_s
                 else:
                     p[(item * taps + t) * width + j] = w[grp * Oe + oe, ce, a, b, e]
     return packed
+
+
+def _c_contiguous(const float[:, :, :, :, :] w) -> bool:
+    return w.is_c_contig()
 
 
 # ---- backward-weight -----------------------------------------------------------------------

@@ -942,13 +942,21 @@ def _pack_weight(const float[:, :, :, :, :] w, int groups, Py_ssize_t Opad, Py_s
     cdef Py_ssize_t item, grp, t, ce, k, a, b, e, j, oe
     packed = np.zeros(groups * Opad * taps, np.float32)
     cdef float[::1] p = packed
-    cdef bint rows = not flip_swap and _c_contiguous(w)  # a block of w's rows, transposed
+    # C-contiguous: a block of w's rows transposed, or with flip_swap, for each of w's output
+    # channels, a block of its input channels' kernels, transposed into rows in reverse
+    cdef bint rows = _c_contiguous(w)
     for item in prange(groups * blocks, nogil=True, num_threads=nt, schedule="static"):
         grp = item // blocks
-        if rows:
+        if rows and not flip_swap:
             minidl_transpose(&w[grp * Oe + item % blocks * width, 0, 0, 0, 0],
                              min(width, Oe - item % blocks * width), taps, taps,
                              &p[item * taps * width], width)
+            continue
+        if rows:
+            for ce in range(Ce):
+                minidl_transpose(&w[grp * Ce + ce, item % blocks * width, 0, 0, 0],
+                                 min(width, Oe - item % blocks * width), kvol, kvol,
+                                 &p[(item * taps + (ce + 1) * kvol - 1) * width], -width)
             continue
         for t in range(taps):
             ce, k = t // kvol, t % kvol

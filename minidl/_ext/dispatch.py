@@ -112,12 +112,12 @@ COMPACT_WIDE_VECTORS = 4
 # the compact layout where the phases' outputs take less of their padded planes than the
 # stride-1 rule allows (the ConvTranspose2d 4x4/2 bench case's forward: 8x8 phases, 79%; on
 # both paths), else on the grid (AVX-512) or the GEMM.
-# Where the GEMM otherwise serves (with OpenBLAS held to AVX2 kernels on an AVX-512 CPU), the
-# direct kernels beat it on these instruction sets: the compact weight gradient of strided
-# convs (bench cases: ResNet 3x3/2, the stem, the ConvTranspose 4x4/2), the strided
-# backward-data phase by phase on the grid (ResNet 3x3/2, the ConvTranspose's forward; with
-# at least DIRECT_DATA_MIN_CHANNELS input channels: the stem's 3 stay on the GEMM) and 1x1
-# convs on the grid (ResNet 1x1 256->64).
+# The weight gradient of strided convs runs in the compact layout on both paths (bench cases:
+# ResNet 3x3/2, the stem, the ConvTranspose 4x4/2).  Where the GEMM otherwise serves (with
+# OpenBLAS held to AVX2 kernels on an AVX-512 CPU), the direct kernels beat it on these
+# instruction sets: the strided backward-data phase by phase on the grid (ResNet 3x3/2, the
+# ConvTranspose's forward; with at least DIRECT_DATA_MIN_CHANNELS input channels: the stem's 3
+# stay on the GEMM) and 1x1 convs on the grid (ResNet 1x1 256->64).
 DIRECT_BEATS_GEMM = ("avx512",)
 VECTOR_WIDTH = {"avx512": 16, "avx2": 8, "baseline": 4}
 
@@ -207,7 +207,7 @@ def _direct_layout(pass_: str, geo: ConvGeometry, isa: str) -> str | None:
     strided = geo.stride != (1, 1, 1)
     if pass_ == "weight":
         if strided:
-            return "compact" if isa in DIRECT_BEATS_GEMM else None
+            return "compact"
         if _weight_lanes(geo, isa):
             return "direct"
         return "compact" if _grid_use(pass_, geo) < COMPACT_WEIGHT_MAX_GRID_USE else "direct"

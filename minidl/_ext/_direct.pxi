@@ -497,9 +497,14 @@ def backward_data(dy: np.ndarray, w: np.ndarray, geo, nt: int,
     (dilation 1) is split into input phases, one stride-1 backward-data each."""
     if geo.stride != (1, 1, 1):
         return _data_phases(dy, w, geo, nt, compact)
+    return _data1(dy, w, geo, nt, compact)
+
+
+def _data1(dy, w, geo, nt, compact, shared=None) -> np.ndarray:
+    """The stride-1 backward-data (shared: see _forward1)."""
     before, after = _data_padding(geo)
     return _forward1(dy, w, geo.dilation, before, after, geo.groups, nt, compact,
-                     flip_swap=True)
+                     flip_swap=True, shared=shared)
 
 
 def data_padding_fits(geo) -> bool:
@@ -561,10 +566,19 @@ def _data_phases(dy, w, geo, nt, compact) -> np.ndarray:
     # zeros only where no phase writes (a phase no tap reaches, or past a phase's reach)
     covered = sum(math.prod(p[1].x_shape[2:]) for p in problems) == math.prod(geo.x_shape[2:])
     dx = np.empty(geo.x_shape, np.float32) if covered else np.zeros(geo.x_shape, np.float32)
+    if not problems:  # no tap reaches dx
+        return dx
+    # dy padded once, by the largest padding of any phase: each phase reads its own padded
+    # frame inside it (padding the same dy per phase took a tenth of ResNet 3x3/2's pass)
+    pads = [_data_padding(p[1]) for p in problems]
+    before = tuple(max(b[d] for b, _ in pads) for d in range(3))
+    after = tuple(max(a[d] for _, a in pads) for d in range(3))
+    padded = tuple(n + b + a for n, b, a in zip(dy.shape[2:], before, after))
+    shared = (_padded_input(dy, padded, before, nt), padded, before)
     for dx_slices, geo_r, taps in problems:
         assert geo_r.y_shape == dy.shape  # each phase's stride-1 conv outputs dy's size
         w_r = w[(slice(None), slice(None)) + taps]  # a view: _pack_weight gathers from it
-        _put_phase(backward_data(dy, w_r, geo_r, nt, compact),
+        _put_phase(_data1(dy, w_r, geo_r, nt, compact, shared),
                    dx[(slice(None), slice(None)) + dx_slices], nt)
     return dx
 
@@ -903,22 +917,36 @@ cdef _run_forward(Grid g, TapRows tr, const float[::1] xp, const Py_ssize_t[::1]
 
 
 def _forward1(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after, groups: int,
-              nt: int, compact: bool, flip_swap: bool = False) -> np.ndarray:
+              nt: int, compact: bool, flip_swap: bool = False, shared=None) -> np.ndarray:
     """Stride-1 conv of float32 x (N, C, D, H, W) with w (O, C/groups, kD, kH, kW), or with
-    w's flip_swap (see _pack_weight)."""
+    w's flip_swap (see _pack_weight).  shared: x already padded by at least pad_before and
+    pad_after, (_padded_input, its padded size, its padding before)."""
     if compact:
         return _forward_compact(x, w, dilation, pad_before, pad_after, groups, nt,
-                                flip_swap=flip_swap)
+                                flip_swap=flip_swap, shared=shared)
     N, O = x.shape[0], _out_channels(w, groups, flip_swap)
     padded, out = _sizes(x.shape, w.shape[2:], dilation, pad_before, pad_after)
+    xp, padded = _input_in(x, padded, pad_before, nt, shared)
     cdef Grid g = make_grid(x.shape, O, w.shape[2:], padded, out, groups)
     y = np.empty((N, O) + out, np.float32)
-    xp = _padded_input(x, padded, pad_before, nt)
     off = _tap_offsets(N, g.Cg, w.shape[2:], dilation, padded)
     _run_forward(g, tap_rows_of(x.shape, w.shape[2:], dilation, pad_before, padded), xp, off,
                  _pack_weight(w, groups, g.Opad, g.cb, nt, flip_swap), y.reshape(-1),
                  np.empty((nt, g.Opad * _BLOCK), np.float32), nt)
     return y
+
+
+def _input_in(x, padded, pad_before, nt, shared) -> tuple:
+    """(the padded input from where this conv's padded frame starts, the padded size its
+    rows and planes are laid out in): x padded here, or a view into ``shared``'s larger
+    padding (the positions between the frames' rows are computed as padding columns)."""
+    if shared is None:
+        return _padded_input(x, padded, pad_before, nt), padded
+    xp, big, big_before = shared
+    assert all(b >= p for b, p in zip(big, padded)) and min(
+        bb - b for bb, b in zip(big_before, pad_before)) >= 0
+    d, h, w = (bb - b for bb, b in zip(big_before, pad_before))
+    return xp[(d * big[1] + h) * big[2] + w:], big
 
 
 def _out_channels(w, groups, flip_swap) -> int:
@@ -1173,12 +1201,14 @@ cdef _run_compact(Compact c, TapRows tr, const float[::1] xp, const Py_ssize_t[:
 
 
 def _forward_compact(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_after,
-                     groups: int, nt: int, stride=(1, 1, 1), flip_swap=False) -> np.ndarray:
+                     groups: int, nt: int, stride=(1, 1, 1), flip_swap=False,
+                     shared=None) -> np.ndarray:
     """The forward on the compact layout: any stride and dilation (a position is where its
-    window starts); flip_swap: with that of w (see _pack_weight)."""
+    window starts); flip_swap: with that of w (see _pack_weight); shared: see _forward1."""
     N, C, O, kernel = x.shape[0], x.shape[1], _out_channels(w, groups, flip_swap), w.shape[2:]
     padded, out = _sizes(x.shape, kernel, dilation, pad_before, pad_after)
     out = tuple((o - 1) // s + 1 for o, s in zip(out, stride))  # every s-th window
+    xp, padded = _input_in(x, padded, pad_before, nt, shared)
     cdef Compact c
     c.G, c.Og, c.P = groups, O // groups, out[0] * out[1] * out[2]
     c.total = N * c.P
@@ -1191,7 +1221,6 @@ def _forward_compact(x: np.ndarray, w: np.ndarray, dilation, pad_before, pad_aft
     c.runs = ceil_div(ceil_div(ceil_div(c.total, c.np), c.parts) * c.np, c.run)
     c.items = c.parts * c.runs
     y = np.empty((N, O) + out, np.float32)
-    xp = _padded_input(x, padded, pad_before, nt)
     off = _tap_offsets(N, C // groups, kernel, dilation, padded)
     pos = _positions(N, padded, out, c.np, tuple(stride))
     wp = _pack_weight(w, groups, c.blocks * c.width, c.width, nt, flip_swap)

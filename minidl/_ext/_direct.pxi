@@ -331,10 +331,10 @@ cdef extern from *:
         }
     }
 
-
-    /* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: 8 x 8 blocks transposed in
-       registers (AVX2 and AVX-512 builds), two of them (16 rows) per column block, so that
-       src is read along 16 rows at once and each dst row gets 16 consecutive floats. */
+    /* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols (ldd < 0: dst's rows in
+       reverse): 8 x 8 blocks transposed in registers (AVX2 and AVX-512 builds), two of them
+       (16 rows) per column block, so that src is read along 16 rows at once and each dst row
+       gets 16 consecutive floats. */
     static inline void minidl_transpose8(const float* src, Py_ssize_t lds, float* dst,
                                          Py_ssize_t ldd)
     {
@@ -721,7 +721,7 @@ def _sizes(x_shape, kernel, dilation, pad_before, pad_after) -> tuple:
 
 
 cdef enum:
-    _COPY_TAPS = 32
+    _COPY_TAPS = 32  # an output's copy out of the tile, in taps of products (make_grid)
 
 
 cdef Grid make_grid(x_shape, O, kernel, padded, out, groups):
@@ -943,9 +943,8 @@ def _input_in(x, padded, pad_before, nt, shared) -> tuple:
     if shared is None:
         return _padded_input(x, padded, pad_before, nt), padded
     xp, big, big_before = shared
-    assert all(b >= p for b, p in zip(big, padded)) and min(
-        bb - b for bb, b in zip(big_before, pad_before)) >= 0
-    d, h, w = (bb - b for bb, b in zip(big_before, pad_before))
+    d, h, w = (bb - b for bb, b in zip(big_before, pad_before))  # where the frame starts
+    assert min(d, h, w) >= 0 and all(b >= p for b, p in zip(big, padded))
     return xp[(d * big[1] + h) * big[2] + w:], big
 
 
@@ -972,7 +971,7 @@ def _pack_weight(const float[:, :, :, :, :] w, int groups, Py_ssize_t Opad, Py_s
     cdef float[::1] p = packed
     # C-contiguous: a block of w's rows transposed, or with flip_swap, for each of w's output
     # channels, a block of its input channels' kernels, transposed into rows in reverse
-    cdef bint rows = _c_contiguous(w)
+    cdef bint rows = w.is_c_contig()
     for item in prange(groups * blocks, nogil=True, num_threads=nt, schedule="static"):
         grp = item // blocks
         if rows and not flip_swap:
@@ -997,10 +996,6 @@ def _pack_weight(const float[:, :, :, :, :] w, int groups, Py_ssize_t Opad, Py_s
                 else:
                     p[(item * taps + t) * width + j] = w[grp * Oe + oe, ce, a, b, e]
     return packed
-
-
-def _c_contiguous(const float[:, :, :, :, :] w) -> bool:
-    return w.is_c_contig()
 
 
 # ---- backward-weight -----------------------------------------------------------------------
@@ -1056,7 +1051,7 @@ def _transpose_dy(const float[::1] dy, float[::1] dyt, Grid g, Py_ssize_t Opad, 
     (numpy's strided copy was several times slower on the LeNet conv1 case).  Each row is
     zeroed by the thread that fills it (by the caller, its lines would cross cores first)."""
     cdef Py_ssize_t Dp = g.plane // (g.Hp * g.Wp), length = g.N * g.plane + 1
-    cdef Py_ssize_t rows = g.N * Dp * g.Hp, row, n, od, oh, grp, co, ow, q0
+    cdef Py_ssize_t rows = g.N * Dp * g.Hp, row, n, od, oh, grp, q0
     cdef const float* src
     cdef float* dst
     for row in prange(rows, nogil=True, num_threads=nt, schedule="static"):

@@ -190,6 +190,20 @@ def test_depthwise_many_taps_3d(multiplier, dtype):
     check_all_three(x, w, dy, params, dtype)
 
 
+def test_depthwise_kernel_of_a_million_taps():
+    """The stride-1 kernels keep no per-tap arrays on a thread's stack (a 1000x1000 kernel's
+    once overflowed it: a segfault); forward and weight gradient of all-ones planes are sums
+    of ones."""
+    geo = conv.geometry((1, 2, 1, 1000, 1000), (2, 1, 1, 1000, 1000), (1, 1, 1), (1, 1, 1),
+                        (0, 0, 0), (0, 0, 0), 2)
+    ones = np.ones((1, 2, 1, 1000, 1000), np.float32)
+    w = np.ones((2, 1, 1, 1000, 1000), np.float32)
+    assert dispatch.choose("forward", geo, np.float32) == "depthwise"
+    np.testing.assert_array_equal(dispatch.conv_forward(ones, w, geo), np.full(geo.y_shape, 1e6))
+    dy = np.ones(geo.y_shape, np.float32)
+    np.testing.assert_array_equal(dispatch.conv_backward_weight(ones, dy, geo), w)
+
+
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pointwise(groups, dtype):

@@ -24,17 +24,25 @@ from minidl._ext._common cimport Geom, geom_of, pad_plane, part_start, per_threa
 
 
 cdef class _Plan:
-    """The geometry as the C struct the nogil code reads."""
+    """The geometry as the C struct the nogil code reads; with ``padded``, the (D, H, W) size
+    of a stride-1 plane's padded grid, where each tap reads on it (relative to the output)."""
     cdef Geom g
+    cdef Py_ssize_t[::1] off
 
-    def __cinit__(self, geo):
+    def __cinit__(self, geo, padded=None):
         self.g = geom_of(geo)
+        if padded is not None:
+            self.off = np.empty(self.g.kvol, np.intp)
+            minidl_dw_offsets(self.g.ker, self.g.dil, padded[1], padded[2], &self.off[0])
 
 
-def _plane_buffers(nt, size, before, after, dtype):
-    """Per thread, room for a plane of `size` padded by before/after and its output grid
-    (never longer than the padded plane): the stride-1 kernels' scratch."""
-    padded = [n + b + a for n, b, a in zip(size, before, after)]
+def _padded(size, before, after) -> tuple:
+    return tuple(n + b + a for n, b, a in zip(size, before, after))
+
+
+def _plane_buffers(nt, padded, dtype):
+    """Per thread, room for a plane padded to `padded` and its output grid (never longer than
+    the padded plane): the stride-1 kernels' scratch."""
     return per_thread(nt, 2 * padded[0] * padded[1] * padded[2], dtype)
 
 
@@ -155,22 +163,16 @@ cdef extern from *:
     }
     #define MINIDL_DW_TAPS(T, name)                                                          \
     typedef T name##_vec __attribute__((vector_size(MINIDL_DW_BYTES), aligned(sizeof(T)))); \
-    static void name(const T* x, const T* w, int flip, const Py_ssize_t* ker,                \
-                     const Py_ssize_t* dil, Py_ssize_t Hp, Py_ssize_t Wp, T* acc,             \
-                     Py_ssize_t n)                                                          \
+    static void name(const T* x, const T* w, int flip, const Py_ssize_t* off,                \
+                     Py_ssize_t taps, T* acc, Py_ssize_t n)                                 \
     {                                                                                       \
         enum { L = MINIDL_DW_BYTES / sizeof(T) };                                           \
-        const Py_ssize_t taps = ker[0] * ker[1] * ker[2];                                   \
-        Py_ssize_t off[taps];                                                               \
-        T wt[taps];                                                                         \
-        minidl_dw_offsets(ker, dil, Hp, Wp, off);                                           \
-        for (Py_ssize_t t = 0; t < taps; t++) wt[t] = w[flip ? taps - 1 - t : t];           \
         Py_ssize_t q = 0;                                                                   \
         for (; q + MINIDL_DW_NV * L <= n; q += MINIDL_DW_NV * L) {                          \
             name##_vec a[MINIDL_DW_NV];                                                     \
             for (int v = 0; v < MINIDL_DW_NV; v++) a[v] = *(const name##_vec*)(acc + q + v * L); \
             for (Py_ssize_t t = 0; t < taps; t++) {                                         \
-                const T s = wt[t];                                                          \
+                const T s = w[flip ? taps - 1 - t : t];                                     \
                 const T* xt = x + q + off[t];                                               \
                 for (int v = 0; v < MINIDL_DW_NV; v++)                                      \
                     a[v] += s * *(const name##_vec*)(xt + v * L);                           \
@@ -179,7 +181,8 @@ cdef extern from *:
         }                                                                                   \
         for (; q < n; q++) {                                                                \
             T a = acc[q];                                                                   \
-            for (Py_ssize_t t = 0; t < taps; t++) a += wt[t] * x[q + off[t]];              \
+            for (Py_ssize_t t = 0; t < taps; t++)                                           \
+                a += w[flip ? taps - 1 - t : t] * x[q + off[t]];                            \
             acc[q] = a;                                                                     \
         }                                                                                   \
     }
@@ -214,12 +217,9 @@ cdef extern from *:
             dw[u] += s;                                                                     \
         }                                                                                   \
     }                                                                                       \
-    static void name(const T* x, const T* dyg, const Py_ssize_t* ker, const Py_ssize_t* dil, \
-                     Py_ssize_t Hp, Py_ssize_t Wp, T* dw, Py_ssize_t n)                      \
+    static void name(const T* x, const T* dyg, const Py_ssize_t* off, Py_ssize_t taps,      \
+                     T* dw, Py_ssize_t n)                                                   \
     {                                                                                       \
-        const Py_ssize_t taps = ker[0] * ker[1] * ker[2];                                   \
-        Py_ssize_t off[taps];                                                               \
-        minidl_dw_offsets(ker, dil, Hp, Wp, off);                                           \
         for (Py_ssize_t t = 0; t < taps; t += MINIDL_DW_WB) {                               \
             const Py_ssize_t* o = off + t;                                                  \
             switch (taps - t < MINIDL_DW_WB ? taps - t : MINIDL_DW_WB) {                    \
@@ -238,28 +238,28 @@ cdef extern from *:
     MINIDL_DW_WEIGHT(float, minidl_dw_weight_float)
     MINIDL_DW_WEIGHT(double, minidl_dw_weight_double)
     """
-    void minidl_dw_taps_float(const float* x, const float* w, int flip, const Py_ssize_t* ker,
-                              const Py_ssize_t* dil, Py_ssize_t Hp, Py_ssize_t Wp, float* acc,
-                              Py_ssize_t n) noexcept nogil
+    void minidl_dw_offsets(const Py_ssize_t* ker, const Py_ssize_t* dil, Py_ssize_t Hp,
+                           Py_ssize_t Wp, Py_ssize_t* off) noexcept nogil
+    void minidl_dw_taps_float(const float* x, const float* w, int flip, const Py_ssize_t* off,
+                              Py_ssize_t taps, float* acc, Py_ssize_t n) noexcept nogil
     void minidl_dw_taps_double(const double* x, const double* w, int flip,
-                               const Py_ssize_t* ker, const Py_ssize_t* dil, Py_ssize_t Hp,
-                               Py_ssize_t Wp, double* acc, Py_ssize_t n) noexcept nogil
-    void minidl_dw_weight_float(const float* x, const float* dyg, const Py_ssize_t* ker,
-                                const Py_ssize_t* dil, Py_ssize_t Hp, Py_ssize_t Wp, float* dw,
-                                Py_ssize_t n) noexcept nogil
-    void minidl_dw_weight_double(const double* x, const double* dyg, const Py_ssize_t* ker,
-                                 const Py_ssize_t* dil, Py_ssize_t Hp, Py_ssize_t Wp, double* dw,
-                                 Py_ssize_t n) noexcept nogil
+                               const Py_ssize_t* off, Py_ssize_t taps, double* acc,
+                               Py_ssize_t n) noexcept nogil
+    void minidl_dw_weight_float(const float* x, const float* dyg, const Py_ssize_t* off,
+                                Py_ssize_t taps, float* dw, Py_ssize_t n) noexcept nogil
+    void minidl_dw_weight_double(const double* x, const double* dyg, const Py_ssize_t* off,
+                                 Py_ssize_t taps, double* dw, Py_ssize_t n) noexcept nogil
 
 
-cdef inline void add_taps(const Geom* g, const Plane* p, const floating* xp, const floating* w,
-                          bint flip, floating* acc) noexcept nogil:
-    """acc[q] += sum over taps of w[tap] * xp[q + offset(tap)] (w[kvol - 1 - tap] if flip);
-    q + offset <= padded - 1: the last output's last tap."""
+cdef inline void add_taps(const Geom* g, const Plane* p, const Py_ssize_t* off,
+                          const floating* xp, const floating* w, bint flip,
+                          floating* acc) noexcept nogil:
+    """acc[q] += sum over taps of w[tap] * xp[q + off[tap]] (w[kvol - 1 - tap] if flip);
+    q + off <= padded - 1: the last output's last tap."""
     if floating is float:
-        minidl_dw_taps_float(xp, w, flip, g.ker, g.dil, p.Hp, p.Wp, acc, p.length)
+        minidl_dw_taps_float(xp, w, flip, off, g.kvol, acc, p.length)
     else:
-        minidl_dw_taps_double(xp, w, flip, g.ker, g.dil, p.Hp, p.Wp, acc, p.length)
+        minidl_dw_taps_double(xp, w, flip, off, g.kvol, acc, p.length)
 
 
 cdef void rows_out(const Plane* p, const floating* acc, floating* dst) noexcept nogil:
@@ -270,19 +270,21 @@ cdef void rows_out(const Plane* p, const floating* acc, floating* dst) noexcept 
                    p.out[2] * sizeof(floating))
 
 
-cdef void depthwise_forward_plane_s1(const Geom* g, const floating* x, const floating* w,
-                                     floating* y, floating* buf, Py_ssize_t item) noexcept nogil:
+cdef void depthwise_forward_plane_s1(const Geom* g, const Py_ssize_t* off, const floating* x,
+                                     const floating* w, floating* y, floating* buf,
+                                     Py_ssize_t item) noexcept nogil:
     """y[n, o] for item = n * O + o; buf: the padded input plane, then the grid."""
     cdef Py_ssize_t o = item % g.O, n = item // g.O
     cdef Plane p = plane_of(g.inp, g.pad, g.pad_after, g.out)
     pad_plane_of(&p, x + (n * g.C + o // g.Og) * g.Pin, buf)
     memset(buf + p.padded, 0, p.length * sizeof(floating))
-    add_taps(g, &p, buf, w + o * g.kvol, False, buf + p.padded)
+    add_taps(g, &p, off, buf, w + o * g.kvol, False, buf + p.padded)
     rows_out(&p, buf + p.padded, y + item * g.P)
 
 
-cdef void depthwise_data_plane_s1(const Geom* g, const floating* dy, const floating* w,
-                                  floating* dx, floating* buf, Py_ssize_t item) noexcept nogil:
+cdef void depthwise_data_plane_s1(const Geom* g, const Py_ssize_t* off, const floating* dy,
+                                  const floating* w, floating* dx, floating* buf,
+                                  Py_ssize_t item) noexcept nogil:
     """dx[n, c] for item = n * C + c: the forward on each of c's output planes of dy, padded
     by the dilated extent less the conv's padding, with the flipped taps.  The caller checks
     that those paddings are >= 0."""
@@ -297,7 +299,7 @@ cdef void depthwise_data_plane_s1(const Geom* g, const floating* dy, const float
     memset(acc, 0, p.length * sizeof(floating))
     for o in range(c * g.Og, (c + 1) * g.Og):
         pad_plane_of(&p, dy + (n * g.O + o) * g.P, buf)
-        add_taps(g, &p, buf, w + o * g.kvol, True, acc)
+        add_taps(g, &p, off, buf, w + o * g.kvol, True, acc)
     rows_out(&p, acc, dx + item * g.Pin)
 
 
@@ -367,8 +369,9 @@ cdef void depthwise_weight_plane(const Geom* g, const floating* x, const floatin
         dw[o * g.kvol + tap] += total
 
 
-cdef void depthwise_weight_plane_s1(const Geom* g, const floating* x, const floating* dy,
-                                    floating* dw, floating* buf, Py_ssize_t item) noexcept nogil:
+cdef void depthwise_weight_plane_s1(const Geom* g, const Py_ssize_t* off, const floating* x,
+                                    const floating* dy, floating* dw, floating* buf,
+                                    Py_ssize_t item) noexcept nogil:
     """dw[o] += each tap's dot product of dy[n, o], laid on the padded grid (zeros off the
     outputs), with the padded input plane shifted by the tap."""
     cdef Py_ssize_t o = item % g.O, n = item // g.O, z, r
@@ -381,35 +384,40 @@ cdef void depthwise_weight_plane_s1(const Geom* g, const floating* x, const floa
             memcpy(dyg + (z * p.Hp + r) * p.Wp, dy + item * g.P + (z * g.out[1] + r) * g.out[2],
                    g.out[2] * sizeof(floating))
     if floating is float:
-        minidl_dw_weight_float(buf, dyg, g.ker, g.dil, p.Hp, p.Wp, dw + o * g.kvol, p.length)
+        minidl_dw_weight_float(buf, dyg, off, g.kvol, dw + o * g.kvol, p.length)
     else:
-        minidl_dw_weight_double(buf, dyg, g.ker, g.dil, p.Hp, p.Wp, dw + o * g.kvol, p.length)
+        minidl_dw_weight_double(buf, dyg, off, g.kvol, dw + o * g.kvol, p.length)
 
 
 def _run_forward(_Plan plan, const floating[::1] x, const floating[::1] w,
                        floating[::1] y, floating[:, ::1] bufs, int nt):
     """bufs: one padded plane + grid per thread for stride 1, None otherwise."""
     cdef const Geom* g = &plan.g
+    cdef const Py_ssize_t* off
     cdef Py_ssize_t item
     if bufs is None:
         for item in prange(g.N * g.O, nogil=True, num_threads=nt, schedule="static"):
             depthwise_forward_plane(g, &x[0], &w[0], &y[0], item)
     else:
+        off = &plan.off[0]
         for item in prange(g.N * g.O, nogil=True, num_threads=nt, schedule="static"):
-            depthwise_forward_plane_s1(g, &x[0], &w[0], &y[0], &bufs[threadid(), 0], item)
+            depthwise_forward_plane_s1(g, off, &x[0], &w[0], &y[0], &bufs[threadid(), 0],
+                                       item)
 
 
 def _run_data(_Plan plan, const floating[::1] dy, const floating[::1] w,
                     floating[::1] dx, floating[:, ::1] bufs, int nt):
     """bufs: one padded plane + grid per thread for depthwise_data_plane_s1, or None."""
     cdef const Geom* g = &plan.g
+    cdef const Py_ssize_t* off
     cdef Py_ssize_t item
     if bufs is None:
         for item in prange(g.N * g.C, nogil=True, num_threads=nt, schedule="static"):
             depthwise_data_plane(g, &dy[0], &w[0], &dx[0], item)
     else:
+        off = &plan.off[0]
         for item in prange(g.N * g.C, nogil=True, num_threads=nt, schedule="static"):
-            depthwise_data_plane_s1(g, &dy[0], &w[0], &dx[0], &bufs[threadid(), 0], item)
+            depthwise_data_plane_s1(g, off, &dy[0], &w[0], &dx[0], &bufs[threadid(), 0], item)
 
 
 def _run_weight(_Plan plan, const floating[::1] x, const floating[::1] dy,
@@ -418,11 +426,12 @@ def _run_weight(_Plan plan, const floating[::1] x, const floating[::1] dy,
     """bufs: per thread, an output row (strided) or a padded plane + grid (stride 1)."""
     cdef const Geom* g = &plan.g
     cdef Py_ssize_t part, item, parts = dw_per_part.shape[0], n_items = g.N * g.O
+    cdef const Py_ssize_t* off = &plan.off[0] if stride_one else NULL
     for part in prange(parts, nogil=True, num_threads=nt, schedule="static"):
         memset(&dw_per_part[part, 0], 0, dw_per_part.shape[1] * sizeof(floating))  # own thread
         for item in range(part_start(n_items, parts, part), part_start(n_items, parts, part + 1)):
             if stride_one:
-                depthwise_weight_plane_s1(g, &x[0], &dy[0], &dw_per_part[part, 0],
+                depthwise_weight_plane_s1(g, off, &x[0], &dy[0], &dw_per_part[part, 0],
                                           &bufs[threadid(), 0], item)
             else:
                 depthwise_weight_plane(g, &x[0], &dy[0], &dw_per_part[part, 0],
@@ -436,11 +445,14 @@ def _run_weight(_Plan plan, const floating[::1] x, const floating[::1] dy,
 
 def forward(x, w, geo, int nt):
     """y (N, O, *out) of a depthwise conv: x (N, C, D, H, W), w (O, 1, *kernel)."""
-    cdef _Plan plan = _Plan(geo)
+    cdef _Plan plan
     y = np.empty(geo.y_shape, dtype=x.dtype)
     bufs = None
     if geo.stride == (1, 1, 1):
-        bufs = _plane_buffers(nt, geo.in_size, geo.pad_before, geo.pad_after, x.dtype)
+        padded = _padded(geo.in_size, geo.pad_before, geo.pad_after)
+        plan, bufs = _Plan(geo, padded), _plane_buffers(nt, padded, x.dtype)
+    else:
+        plan = _Plan(geo)
     _run_forward(plan, x.reshape(-1), w.reshape(-1), y.reshape(-1), bufs, nt)
     return y
 
@@ -465,7 +477,8 @@ def backward_data(dy, w, geo, int nt):
             data_geo = conv_geometry("conv3d", 3, dy.shape, w.shape, 1, pads, geo.dilation,
                                      geo.groups)
             return forward(dy, flipped, data_geo, nt)
-        bufs = _plane_buffers(nt, geo.out_size, before, after, dy.dtype)
+        padded = _padded(geo.out_size, before, after)
+        plan, bufs = _Plan(geo, padded), _plane_buffers(nt, padded, dy.dtype)
     _run_data(plan, dy.reshape(-1), w.reshape(-1), dx.reshape(-1), bufs, nt)
     return dx
 
@@ -473,12 +486,14 @@ def backward_data(dy, w, geo, int nt):
 def backward_weight(x, dy, geo, int nt, int parts):
     """dw (O, 1, *kernel) of a depthwise conv from x and dy, summed in `parts` partials on
     `nt` threads."""
-    cdef _Plan plan = _Plan(geo)
-    acc = per_thread(parts, plan.g.O * plan.g.K, x.dtype)  # one dw per part
+    cdef _Plan plan
     stride_one = geo.stride == (1, 1, 1)
     if stride_one:
-        bufs = _plane_buffers(nt, geo.in_size, geo.pad_before, geo.pad_after, x.dtype)
+        padded = _padded(geo.in_size, geo.pad_before, geo.pad_after)
+        plan, bufs = _Plan(geo, padded), _plane_buffers(nt, padded, x.dtype)
     else:
+        plan = _Plan(geo)
         bufs = per_thread(nt, plan.g.out[2], x.dtype)
+    acc = per_thread(parts, plan.g.O * plan.g.K, x.dtype)  # one dw per part
     _run_weight(plan, x.reshape(-1), dy.reshape(-1), acc, bufs, stride_one, nt)
     return acc[:, : plan.g.O * plan.g.K].sum(axis=0).reshape(geo.w_shape)

@@ -89,7 +89,7 @@ def _fresh_gradients(backward: Backward) -> Backward:
     """Mark ``backward`` as returning gradients that nothing else refers to (arrays it made,
     or views of them): a leaf takes such a gradient as its ``.grad`` without copying it, as
     PyTorch's gradient accumulation takes one that no one else holds (a conv's input
-    gradient is as large as its input: the copy took a fifth of a 1x1 conv's backward)."""
+    gradient is as large as its input: bench case ResNet 1x1)."""
     backward.fresh = True  # type: ignore[attr-defined]
     return backward
 

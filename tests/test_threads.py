@@ -202,7 +202,6 @@ def test_threads_in_use_follow_the_free_cores(monkeypatch) -> None:
 
 
 def _threads_seen_within(seconds: float, wanted: int) -> bool:
-
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if threads.threads_in_use() == wanted:

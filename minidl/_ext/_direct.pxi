@@ -363,18 +363,16 @@ cdef extern from *:
     static void minidl_transpose(const float* src, Py_ssize_t rows, Py_ssize_t cols,
                                  Py_ssize_t lds, float* dst, Py_ssize_t ldd)
     {
-        Py_ssize_t r0 = 0, c0;
-        for (; r0 + 8 <= rows; r0 += 16) {
-            int two = r0 + 16 <= rows;
-            for (c0 = 0; c0 + 8 <= cols; c0 += 8) {
-                minidl_transpose8(src + r0 * lds + c0, lds, dst + c0 * ldd + r0, ldd);
-                if (two)
-                    minidl_transpose8(src + (r0 + 8) * lds + c0, lds, dst + c0 * ldd + r0 + 8,
-                                      ldd);
-            }
-            for (Py_ssize_t r = r0; r < r0 + (two ? 16 : 8); r++)  /* the last columns */
+        Py_ssize_t r0 = 0;
+        while (r0 + 8 <= rows) {
+            const Py_ssize_t nr = r0 + 16 <= rows ? 16 : 8, r1 = r0 + nr;
+            Py_ssize_t c0 = 0;
+            for (; c0 + 8 <= cols; c0 += 8)
+                for (Py_ssize_t r = r0; r < r1; r += 8)
+                    minidl_transpose8(src + r * lds + c0, lds, dst + c0 * ldd + r, ldd);
+            for (Py_ssize_t r = r0; r < r1; r++)  /* the last columns */
                 for (Py_ssize_t c = c0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
-            if (!two) r0 -= 8;  /* the rows after these 8 */
+            r0 = r1;
         }
         for (Py_ssize_t r = r0; r < rows; r++)  /* the last rows */
             for (Py_ssize_t c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
@@ -569,7 +567,7 @@ def _data_phases(dy, w, geo, nt, compact) -> np.ndarray:
     if not problems:  # no tap reaches dx
         return dx
     # dy padded once, by the largest padding of any phase: each phase reads its own padded
-    # frame inside it (padding the same dy per phase took a tenth of ResNet 3x3/2's pass)
+    # frame inside it (not the same dy padded again per phase: bench case ResNet 3x3/2)
     pads = [_data_padding(p[1]) for p in problems]
     before = tuple(max(b[d] for b, _ in pads) for d in range(3))
     after = tuple(max(a[d] for _, a in pads) for d in range(3))
@@ -747,8 +745,8 @@ cdef Grid make_grid(x_shape, O, kernel, padded, out, groups):
     # Or vectors start at every output row: no padding columns computed, and the vectors
     # stored straight into y (a row's last one with its lanes past the row left alone)
     # instead of copied out of the tile row segment by row segment, which costs an output
-    # about as much as _COPY_TAPS taps of its products (CIFAR's first conv, 27 taps: the
-    # copy took as long as the products; a 1x1 conv's backward-data, 64 taps: half as long).
+    # about as much as _COPY_TAPS taps of its products (fitted on the bench cases CIFAR's
+    # first conv, 27 taps, and ResNet 1x1's backward-data, 64 taps).
     # Taken where it costs less: rows narrower than a vector waste lanes (LeNet conv2's 10
     # per row), and so do the last vectors of rows that vectors do not divide.
     g.row_vectors = ceil_div(g.oW, MINIDL_VW)

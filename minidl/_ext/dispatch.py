@@ -102,7 +102,7 @@ COMPACT_WEIGHT_MAX_GRID_USE = 0.95
 FEW_TAPS_COMPACT_WEIGHT_MAX_GRID_USE = 0.85
 # With AVX-512 and output channels that fill 4 vectors (the compact kernel's widest block:
 # each input broadcast feeds 4 multiply-adds), the compact layout wins up to this share for
-# the forward and the backward-data (VGG 128@28: 87%; ResNet 64@56: 93%, by 2-4%; AVX2's
+# the forward and the backward-data (VGG 128@28: 87%; ResNet 64@56: 93%; AVX2's
 # 4-vector block holds 3 positions, and the grid kept conv3d's 83% there).
 COMPACT_WIDE_MAX_GRID_USE = {"avx512": 0.95}
 COMPACT_WIDE_VECTORS = 4
@@ -288,6 +288,7 @@ def _grid_wins(pass_: str, geo: ConvGeometry, isa: str) -> bool:
 
 
 def _direct_beats_winograd(geo: ConvGeometry, isa: str) -> bool:
+    """Whether the direct kernels take this 3x3 conv from Winograd on ``isa``."""
     channels = min(geo.w_shape[0], geo.w_shape[1])
     return channels < WINOGRAD_OVER_DIRECT_MIN_CHANNELS.get(isa, 0)
 

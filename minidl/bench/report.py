@@ -165,9 +165,12 @@ def target_rows(run: dict[str, Any]) -> list[TargetRow]:
     return rows
 
 
+_ROW_GROUPS = {"lenet_train_step": "train", "main_job_epoch": "main_job"}  # not conv cases
+
+
 def _group_of(row: TargetRow) -> str | None:
-    if row.name in ("lenet_train_step", "main_job_epoch"):
-        return {"lenet_train_step": "train", "main_job_epoch": "main_job"}[row.name]
+    if row.name in _ROW_GROUPS:
+        return _ROW_GROUPS[row.name]
     try:
         return case_by_name(row.name).category
     except KeyError:  # the memory row: no group
